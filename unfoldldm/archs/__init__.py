@@ -1,0 +1,13 @@
+"""Architectures: the UnfoldLDM framework and the parts it is assembled from."""
+
+from .mgda import Degradation
+from .unfolding import GRADIENT_STEPS, PROXIMALS, StageState, UnfoldLDM, UnfoldOutput
+from ..config import ModelConfig
+
+
+def build_model(config: ModelConfig) -> UnfoldLDM:
+    """Build an (untrained) UnfoldLDM network from a config."""
+    return UnfoldLDM(config)
+
+
+__all__ = ["Degradation", "GRADIENT_STEPS", "PROXIMALS", "StageState", "UnfoldLDM", "UnfoldOutput", "build_model"]

@@ -1,0 +1,171 @@
+"""Small building blocks shared by the architectures (one idea each, no state beyond weights)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channel dimension of a (B, C, H, W) tensor."""
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        # group_norm with one group per sample normalises over C*H*W; we want per-pixel over C,
+        # which layer_norm does on a channels-last view without extra copies in the common case.
+        y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
+
+
+def haar_dwt(x: Tensor) -> Tensor:
+    """One level of the orthonormal Haar transform: (B, C, H, W) -> (B, 4C, H/2, W/2).
+
+    The output holds the bands [LL, LH, HL, HH], each with C channels. H and W must be even.
+    """
+    a = x[..., 0::2, 0::2]
+    b = x[..., 0::2, 1::2]
+    c = x[..., 1::2, 0::2]
+    d = x[..., 1::2, 1::2]
+    ll = (a + b + c + d) * 0.5
+    lh = (a - b + c - d) * 0.5
+    hl = (a + b - c - d) * 0.5
+    hh = (a - b - c + d) * 0.5
+    return torch.cat([ll, lh, hl, hh], dim=1)
+
+
+def haar_idwt(bands: Tensor) -> Tensor:
+    """Inverse of :func:`haar_dwt`: (B, 4C, H/2, W/2) -> (B, C, H, W)."""
+    ll, lh, hl, hh = bands.chunk(4, dim=1)
+    a = (ll + lh + hl + hh) * 0.5
+    b = (ll - lh + hl - hh) * 0.5
+    c = (ll + lh - hl - hh) * 0.5
+    d = (ll - lh - hl + hh) * 0.5
+    n, ch, h, w = ll.shape
+    out = torch.stack([a, b, c, d], dim=2).view(n, ch, 2, 2, h, w)
+    return out.permute(0, 1, 4, 2, 5, 3).reshape(n, ch, 2 * h, 2 * w)
+
+
+class SimpleGateBlock(nn.Module):
+    """A cheap convolutional block (NAFNet-style): depthwise conv, simple gate, pooled channel attention."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = LayerNorm2d(channels)
+        self.expand = nn.Conv2d(channels, 2 * channels, 1)
+        self.depthwise = nn.Conv2d(2 * channels, 2 * channels, 3, padding=1, groups=2 * channels)
+        self.channel_attention = nn.Conv2d(channels, channels, 1)
+        self.project = nn.Conv2d(channels, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.depthwise(self.expand(self.norm(x)))
+        u, g = y.chunk(2, dim=1)
+        y = u * g
+        y = y * self.channel_attention(y.mean(dim=(2, 3), keepdim=True))
+        return x + self.project(y) * self.gamma
+
+
+class ChannelAttention(nn.Module):
+    """Transposed (channel) self-attention: cost linear in pixels, context over the whole input."""
+
+    def __init__(self, channels: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.qkv_depthwise = nn.Conv2d(3 * channels, 3 * channels, 3, padding=1, groups=3 * channels)
+        self.project = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self.qkv_depthwise(self.qkv(x)).chunk(3, dim=1)
+        q = F.normalize(q.reshape(b, self.heads, c // self.heads, h * w), dim=-1)
+        k = F.normalize(k.reshape(b, self.heads, c // self.heads, h * w), dim=-1)
+        v = v.reshape(b, self.heads, c // self.heads, h * w)
+        attn = ((q @ k.transpose(-2, -1)) * self.temperature).softmax(dim=-1)
+        return self.project((attn @ v).reshape(b, c, h, w))
+
+
+class GatedFFN(nn.Module):
+    """Gated depthwise-conv feed-forward network."""
+
+    def __init__(self, channels: int, expansion: float) -> None:
+        super().__init__()
+        hidden = int(channels * expansion)
+        self.expand = nn.Conv2d(channels, 2 * hidden, 1)
+        self.depthwise = nn.Conv2d(2 * hidden, 2 * hidden, 3, padding=1, groups=2 * hidden)
+        self.project = nn.Conv2d(hidden, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        u, g = self.depthwise(self.expand(x)).chunk(2, dim=1)
+        return self.project(F.gelu(g) * u)
+
+
+class PriorCrossAttention(nn.Module):
+    """Cross-attention from every pixel feature to the N prior tokens (cost: pixels x N x C)."""
+
+    def __init__(self, channels: int, latent_dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.query = nn.Conv2d(channels, channels, 1)
+        self.key_value = nn.Linear(latent_dim, 2 * channels)
+        self.project = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.project.weight)
+        nn.init.zeros_(self.project.bias)
+
+    def forward(self, x: Tensor, z: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        d = c // self.heads
+        q = self.query(x).reshape(b, self.heads, d, h * w).transpose(-2, -1)  # B, heads, HW, d
+        k, v = self.key_value(z).chunk(2, dim=-1)  # B, N, C
+        k = k.reshape(b, -1, self.heads, d).transpose(1, 2)  # B, heads, N, d
+        v = v.reshape(b, -1, self.heads, d).transpose(1, 2)
+        out = F.scaled_dot_product_attention(q, k, v)  # B, heads, HW, d
+        return self.project(out.transpose(-2, -1).reshape(b, c, h, w))
+
+
+class PriorModulation(nn.Module):
+    """Scale and shift of a feature map from the pooled prior tokens (zero-initialised: identity)."""
+
+    def __init__(self, channels: int, latent_dim: int) -> None:
+        super().__init__()
+        self.to_scale_shift = nn.Linear(latent_dim, 2 * channels)
+        nn.init.zeros_(self.to_scale_shift.weight)
+        nn.init.zeros_(self.to_scale_shift.bias)
+
+    def forward(self, x: Tensor, z_pooled: Tensor) -> Tensor:
+        scale, shift = self.to_scale_shift(z_pooled)[:, :, None, None].chunk(2, dim=1)
+        return x * (1 + scale) + shift
+
+
+def sinusoidal_embedding(t: Tensor, dim: int) -> Tensor:
+    """Sinusoidal embedding of (B,) integer or float timesteps into (B, dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([args.sin(), args.cos()], dim=-1)
+
+
+def thumbnail(x: Tensor, max_side: int, size: tuple[int, int] | None = None) -> Tensor:
+    """Area-downscale ``x`` so that its longer side is at most ``max_side`` (never upscales).
+
+    With ``size`` given, resize to exactly that size instead. Image-level quantities are computed
+    from thumbnails so that every tile of an image shares them.
+    """
+    h, w = x.shape[-2:]
+    if size is None:
+        factor = max(h, w) / max_side
+        if factor <= 1:
+            return x
+        size = (max(1, round(h / factor)), max(1, round(w / factor)))
+    if tuple(size) == (h, w):
+        return x
+    return F.interpolate(x, size=size, mode="area")

@@ -1,0 +1,181 @@
+"""Command line: ``python -m unfoldldm restore|info``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import UnfoldLDMError
+
+EPILOG = """examples:
+  python -m unfoldldm restore photo.jpg -o restored/
+  python -m unfoldldm restore "scans/*.png" -o out/ --tile 512 --device cuda
+  python -m unfoldldm restore small.png -o big.png --task sr4x
+  python -m unfoldldm info restore_small
+"""
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m unfoldldm",
+        description="UnfoldLDM: blind restoration of noisy, blurry, low-resolution or compressed photos.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser(
+        "restore", help="restore images (files, folders or glob patterns)",
+        description="Restore images without being told what is wrong with them. Outputs are written "
+        "atomically; existing files are never replaced unless --overwrite is given.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    r.add_argument("inputs", nargs="+", help="image files, folders (their images) or quoted glob patterns")
+    r.add_argument("-o", "--output", required=True, help="output folder, or a file name when there is one input")
+    r.add_argument("--task", default="restore", choices=["restore", "sr4x"],
+                   help="restore: same size out; sr4x: 4x super-resolution (picks the matching default weights)")
+    r.add_argument("--model", default=None, help="model name or .safetensors path (default: the task's bundled weights)")
+    r.add_argument("--stages", type=_positive, default=None, help="stop after this many stages (faster, less refined)")
+    r.add_argument("--tile", type=int, default=512, help="tile size in output pixels; 0 restores the whole image at once")
+    r.add_argument("--overlap", type=int, default=32, help="tile overlap in output pixels")
+    r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    r.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
+    r.add_argument("--seed", type=int, default=0, help="seed of the diffusion prior (same seed, same output)")
+    r.add_argument("--prior-steps", type=_positive, default=None, help="reverse diffusion steps (default: the model's)")
+    r.add_argument("--prior-strength", type=float, default=1.0, help="0 disables the learned prior, 1 as trained")
+    r.add_argument("--save-estimates", action="store_true",
+                   help="also write the estimated blur kernel (NAME_kernel.png) and noise map (NAME_noise.png)")
+    r.add_argument("--max-pixels", type=_positive, default=None, help="refuse inputs with more pixels than this")
+    r.add_argument("--overwrite", action="store_true", help="replace existing output files (inputs included)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    i = sub.add_parser("info", help="show a model's config and training provenance",
+                       description="Print the config, task and training provenance stored in a checkpoint.")
+    i.add_argument("model", help="model name (e.g. restore_small) or path to a .safetensors file")
+    i.add_argument("--json", action="store_true", help="print JSON instead of text")
+    return parser
+
+
+def _output_paths(inputs: list[Path], output: str) -> list[Path]:
+    out = Path(output)
+    from .imageio import IMAGE_SUFFIXES
+
+    if out.suffix.lower() in IMAGE_SUFFIXES and not out.is_dir():
+        if len(inputs) != 1:
+            raise UnfoldLDMError(f"-o {output} names one file, but there are {len(inputs)} inputs; give a folder instead.")
+        return [out]
+    names = [p.name for p in inputs]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise UnfoldLDMError(f"Several inputs share the file name {clashes[0]}; restore them into separate folders.")
+    return [out / p.name for p in inputs]
+
+
+def _check_not_inputs(inputs: list[Path], outputs: list[Path], overwrite: bool) -> None:
+    resolved = {p.resolve() for p in inputs}
+    for out in outputs:
+        if out.resolve() in resolved and not overwrite:
+            raise UnfoldLDMError(f"{out} is also an input; refusing to overwrite it. Pick another output or pass --overwrite.")
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .api import load_model
+    from .imageio import DEFAULT_MAX_PIXELS, Picture, expand_inputs, load_image, save_image
+    from .pipeline import RestoreOptions, restore
+    from .visualize import kernel_to_image, noise_map_to_image
+
+    inputs = expand_inputs(args.inputs)
+    outputs = _output_paths(inputs, args.output)
+    _check_not_inputs(inputs, outputs, args.overwrite)
+    model = load_model(args.model, task=args.task, device=args.device, dtype=None if args.dtype == "auto" else args.dtype)
+    options = RestoreOptions(
+        stages=args.stages, tile=args.tile or None, overlap=args.overlap, prior_steps=args.prior_steps,
+        seed=args.seed, prior_strength=args.prior_strength, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+    )
+    failures = 0
+    bar = tqdm(total=len(inputs), unit="img", disable=args.quiet, file=sys.stderr)
+    for src, dst in zip(inputs, outputs):
+        bar.set_description(src.name)
+        try:
+            if dst.exists() and not args.overwrite:
+                raise UnfoldLDMError(f"{dst} already exists; pass --overwrite to replace it.")
+            pic = load_image(src, max_pixels=options.max_pixels)
+            image = pic.rgb if pic.alpha is None else torch.cat([pic.rgb, pic.alpha])
+            result = restore(model, image[None], options)
+            out = result.image[0]
+            save_image(dst, Picture(rgb=out[:3], alpha=out[3:] if out.shape[0] == 4 else None,
+                                    mode=pic.mode, bit_depth=pic.bit_depth, source=str(src)), overwrite=args.overwrite)
+            if args.save_estimates and result.kernel is not None:
+                stem = dst.with_suffix("")
+                save_image(f"{stem}_kernel.png", Picture(kernel_to_image(result.kernel)[0], None, "RGB", 8, "kernel"), overwrite=args.overwrite)
+                noise = noise_map_to_image(result.noise_map)[0].expand(3, -1, -1)
+                save_image(f"{stem}_noise.png", Picture(noise, None, "L", 8, "noise map"), overwrite=args.overwrite)
+        except UnfoldLDMError as exc:
+            failures += 1
+            tqdm.write(f"error: {exc}", file=sys.stderr)
+        bar.update(1)
+    bar.close()
+    done = len(inputs) - failures
+    print(f"restored {done} of {len(inputs)} image(s) into {args.output}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .api import resolve_model_path
+    from .checkpoint import read_checkpoint_info
+
+    info = read_checkpoint_info(resolve_model_path(args.model))
+    record = {
+        "path": str(info.path),
+        "task": info.task,
+        "scale": info.config.scale,
+        "package_version": info.metadata.get("package_version"),
+        "weights": info.metadata.get("weights"),
+        "tensors": info.num_tensors,
+        "config": info.config.to_dict(),
+        "provenance": info.provenance,
+    }
+    if args.json:
+        print(json.dumps(record, indent=2, default=str))
+        return 0
+    for key in ("path", "task", "scale", "package_version", "weights", "tensors"):
+        print(f"{key:16s} {record[key]}")
+    print("config")
+    for key, value in record["config"].items():
+        print(f"  {key:20s} {value}")
+    print("provenance")
+    for key, value in sorted(record["provenance"].items()) or [("(none)", "")]:
+        print(f"  {key:20s} {value}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return {"restore": cmd_restore, "info": cmd_info}[args.command](args)
+    except UnfoldLDMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; no partial files were left behind", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,410 @@
+"""Batched synthesis of degraded inputs for training blind restoration, in plain torch.
+
+Every function takes a batch ``(B, C, H, W)`` in [0, 1] on whatever device it lives on, with
+per-sample parameters given as ``(B,)`` tensors (a Python number or 0-d tensor is broadcast).
+:func:`degrade` draws every random number from the ``torch.Generator`` it is given, so one seed
+fixes the whole batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+DOWN_MODES = ("bicubic", "bilinear", "area")
+
+PRESETS: dict[str, dict] = {
+    "restore": {"scale": 1, "second_order_prob": 0.2},
+    "sr4x": {"scale": 4, "second_order_prob": 0.2},
+    "denoise": {"scale": 1, "blur_prob": 0.0, "noise_prob": 1.0, "jpeg_prob": 0.0},
+    "realworld": {"scale": 1, "second_order_prob": 1.0},
+}
+
+
+@dataclass
+class DegradationConfig:
+    """Probabilities and parameter ranges of the random pipeline run by :func:`degrade`."""
+
+    scale: int = 1  # 1 restoration, 2 or 4 super-resolution
+    kernel_size: int = 21  # odd; size of every blur kernel returned
+    blur_prob: float = 0.7
+    kernel_mix: tuple[float, float, float] = (0.5, 0.3, 0.2)  # isotropic, anisotropic, motion
+    sigma_range: tuple[float, float] = (0.2, 3.0)  # Gaussian blur std in pixels
+    motion_length_range: tuple[float, float] = (3.0, 15.0)
+    noise_prob: float = 0.9
+    noise_sigma_range: tuple[float, float] = (0.0, 50.0 / 255.0)  # std on the [0, 1] scale
+    noise_mix: tuple[float, float, float] = (0.6, 0.2, 0.2)  # Gaussian, Poisson, a*x + b variance
+    jpeg_prob: float = 0.3
+    jpeg_quality_range: tuple[int, int] = (30, 95)
+    down_modes: tuple[str, ...] = DOWN_MODES  # used when scale > 1
+    second_order_prob: float = 0.0  # probability of a second, milder pass (Real-ESRGAN style)
+    clip: bool = True  # clip y to [0, 1]
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not isinstance(self.scale, int) or self.scale < 1:
+            problems.append(f"scale={self.scale!r} must be a positive integer")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            problems.append(f"kernel_size={self.kernel_size} must be odd and positive")
+        for name in ("blur_prob", "noise_prob", "jpeg_prob", "second_order_prob"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                problems.append(f"{name}={getattr(self, name)} must lie in [0, 1]")
+        for name in ("kernel_mix", "noise_mix"):
+            weights = getattr(self, name)
+            if len(weights) != 3 or min(weights) < 0 or sum(weights) <= 0:
+                problems.append(f"{name}={weights} must be three non-negative weights, not all zero")
+        for name in ("sigma_range", "motion_length_range", "noise_sigma_range", "jpeg_quality_range"):
+            lo, hi = getattr(self, name)
+            if not 0 <= lo <= hi:
+                problems.append(f"{name}=({lo}, {hi}) must satisfy 0 <= low <= high")
+        if not 1 <= self.jpeg_quality_range[0] <= self.jpeg_quality_range[1] <= 100:
+            problems.append(f"jpeg_quality_range={self.jpeg_quality_range} must lie within [1, 100]")
+        if not self.down_modes or set(self.down_modes) - set(DOWN_MODES):
+            problems.append(f"down_modes={self.down_modes} must be a non-empty subset of {DOWN_MODES}")
+        if problems:
+            raise ValueError("invalid DegradationConfig: " + "; ".join(problems))
+
+    @classmethod
+    def preset(cls, name: str) -> DegradationConfig:
+        """One of the named setups: "restore", "sr4x", "denoise" or "realworld"."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown degradation preset {name!r}; choose one of {sorted(PRESETS)}")
+        return cls(**PRESETS[name])
+
+
+@dataclass
+class DegradedBatch:
+    """A degraded batch and the first-order parameters that produced it."""
+
+    y: Tensor  # (B, 3, H/scale, W/scale)
+    kernel: Tensor  # (B, p, p) first-order blur kernel, a centred delta when not blurred
+    noise_sigma: Tensor  # (B,) Gaussian-equivalent first-order noise std, 0 when none
+    jpeg_quality: Tensor  # (B,) int64 first-order JPEG quality, 0 when none
+    scale: int
+    second_order: Tensor  # (B,) bool
+
+
+# ----------------------------------------------------------------------------- random draws
+
+
+def _rand(n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    """``n`` uniform draws in [0, 1), made on the generator's device and moved to ``device``."""
+    source = generator.device if generator is not None else device
+    return torch.rand(n, generator=generator, device=source).to(device)
+
+
+def _randn_like(x: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Standard normal noise shaped like ``x``, drawn on the generator's device."""
+    source = generator.device if generator is not None else x.device
+    return torch.randn(x.shape, generator=generator, device=source).to(x.device, x.dtype)
+
+
+def _uniform(n: int, bounds: tuple[float, float], generator, device) -> Tensor:
+    lo, hi = bounds
+    return lo + (hi - lo) * _rand(n, generator, device)
+
+
+def _categorical(weights: tuple[float, ...], n: int, generator, device) -> Tensor:
+    """``n`` category indices drawn with the given (unnormalised) weights."""
+    cdf = torch.tensor(weights, dtype=torch.float64).cumsum(0)
+    cdf = (cdf / cdf[-1]).to(device, torch.float32)
+    return (_rand(n, generator, device)[:, None] >= cdf[None, :-1]).sum(1)
+
+
+def _per_sample(value: Tensor | float, x: Tensor) -> Tensor:
+    """A scalar or ``(B,)`` parameter shaped to broadcast over ``(B, C, H, W)``."""
+    return torch.as_tensor(value, device=x.device, dtype=x.dtype).reshape(-1, 1, 1, 1)
+
+
+# ----------------------------------------------------------------------------- blur kernels
+
+
+def _grid(size: int, like: Tensor) -> tuple[Tensor, Tensor]:
+    """Column (x) and row (y) offsets from the kernel centre, each shaped ``(1, p, p)``."""
+    r = torch.arange(size, device=like.device, dtype=like.dtype) - size // 2
+    yy, xx = torch.meshgrid(r, r, indexing="ij")
+    return xx[None], yy[None]
+
+
+def _normalise(kernels: Tensor) -> Tensor:
+    return kernels / kernels.sum(dim=(-2, -1), keepdim=True)
+
+
+def delta_kernels(batch: int, size: int, device=None, dtype=torch.float32) -> Tensor:
+    """``(B, p, p)`` centred deltas, the kernel of "no blur"."""
+    kernels = torch.zeros(batch, size, size, device=device, dtype=dtype)
+    kernels[:, size // 2, size // 2] = 1.0
+    return kernels
+
+
+def gaussian_kernels(sigma_x: Tensor, sigma_y: Tensor, theta: Tensor, size: int) -> Tensor:
+    """``(B, p, p)`` Gaussians with stds ``sigma_x``/``sigma_y`` along axes rotated by ``theta``."""
+    xx, yy = _grid(size, sigma_x)
+    cos, sin = torch.cos(theta)[:, None, None], torch.sin(theta)[:, None, None]
+    u = cos * xx + sin * yy
+    v = -sin * xx + cos * yy
+    sx = sigma_x.clamp(min=1e-3)[:, None, None]
+    sy = sigma_y.clamp(min=1e-3)[:, None, None]
+    return _normalise(torch.exp(-0.5 * ((u / sx) ** 2 + (v / sy) ** 2)))
+
+
+def motion_kernels(length: Tensor, angle: Tensor, size: int) -> Tensor:
+    """``(B, p, p)`` straight motion paths of ``length`` pixels through the centre at ``angle``.
+
+    The line is cut off at the kernel border when it is longer than the kernel.
+    """
+    xx, yy = _grid(size, length)
+    cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+    along = cos * xx + sin * yy
+    across = -sin * xx + cos * yy
+    half = (length.clamp(min=1.0) / 2)[:, None, None]
+    # Anti-aliasing: a one-pixel tent across the line, and partial coverage of the end pixels.
+    weight = (1 - across.abs()).clamp(min=0) * (half + 0.5 - along.abs()).clamp(0, 1)
+    return _normalise(weight)
+
+
+def blur(x: Tensor, kernels: Tensor) -> Tensor:
+    """Convolve each sample of ``x`` (B, C, H, W) with its own kernel from ``kernels`` (B, p, p)."""
+    b, c, h, w = x.shape
+    p = kernels.shape[-1]
+    pad = p // 2
+    mode = "reflect" if pad < h and pad < w else "replicate"
+    padded = F.pad(x.reshape(1, b * c, h, w), (pad, pad, pad, pad), mode=mode)
+    # conv2d correlates, so flip to convolve; one group per (sample, channel) pair.
+    weight = kernels.flip(-2, -1).to(x.dtype)[:, None].expand(b, c, p, p).reshape(b * c, 1, p, p)
+    return F.conv2d(padded, weight, groups=b * c).reshape(b, c, h, w)
+
+
+def downsample(x: Tensor, scale: int, mode: str) -> Tensor:
+    """Shrink ``x`` by an integer ``scale`` with "bicubic", "bilinear" (both anti-aliased) or "area"."""
+    if mode not in DOWN_MODES:
+        raise ValueError(f"down mode {mode!r} is not one of {DOWN_MODES}")
+    if scale == 1:
+        return x
+    size = (x.shape[-2] // scale, x.shape[-1] // scale)
+    if mode == "area":
+        return F.interpolate(x, size=size, mode="area")
+    return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=True)
+
+
+# ----------------------------------------------------------------------------- noise
+
+
+def add_gaussian_noise(x: Tensor, sigma: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Add independent Gaussian noise of per-sample std ``sigma`` to every pixel and channel."""
+    return x + _per_sample(sigma, x) * _randn_like(x, generator)
+
+
+def add_poisson_noise(x: Tensor, peak: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Photon noise: ``x * peak`` expected photons per pixel, counted and scaled back."""
+    peak = _per_sample(peak, x)
+    rate = x.clamp(min=0) * peak
+    source = generator.device if generator is not None else x.device
+    counts = torch.poisson(rate.to(source, torch.float32), generator=generator)
+    return counts.to(x.device, x.dtype) / peak
+
+
+def add_signal_dependent_noise(
+    x: Tensor, a: Tensor, b: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
+    """Heteroscedastic Gaussian noise with variance ``a * x + b`` (the Poisson-Gaussian model)."""
+    variance = _per_sample(a, x) * x.clamp(min=0) + _per_sample(b, x)
+    return x + variance.clamp(min=0).sqrt() * _randn_like(x, generator)
+
+
+# ----------------------------------------------------------------------------- JPEG
+
+_LUMA_TABLE = [
+    [16, 11, 10, 16, 24, 40, 51, 61],
+    [12, 12, 14, 19, 26, 58, 60, 55],
+    [14, 13, 16, 24, 40, 57, 69, 56],
+    [14, 17, 22, 29, 51, 87, 80, 62],
+    [18, 22, 37, 56, 68, 109, 103, 77],
+    [24, 35, 55, 64, 81, 104, 113, 92],
+    [49, 64, 78, 87, 103, 121, 120, 101],
+    [72, 92, 95, 98, 112, 100, 103, 99],
+]
+_CHROMA_TABLE = [
+    [17, 18, 24, 47, 99, 99, 99, 99],
+    [18, 21, 26, 66, 99, 99, 99, 99],
+    [24, 26, 56, 99, 99, 99, 99, 99],
+    [47, 66, 99, 99, 99, 99, 99, 99],
+] + [[99] * 8] * 4
+
+
+def _quant_tables(quality: Tensor, base: list[list[int]]) -> Tensor:
+    """``(B, 8, 8)`` IJG quantisation tables for per-sample quality in [1, 100]."""
+    q = quality.clamp(1, 100)
+    percent = torch.where(q < 50, 5000 / q, 200 - 2 * q)[:, None, None]
+    table = torch.tensor(base, device=quality.device, dtype=quality.dtype)
+    return torch.floor((table * percent + 50) / 100).clamp(1, 255)
+
+
+def _dct_matrix(device, dtype) -> Tensor:
+    """The orthonormal 8-point DCT-II matrix (JPEG's transform, row k = frequency k)."""
+    n = torch.arange(8, device=device, dtype=dtype)
+    matrix = torch.cos((2 * n[None, :] + 1) * n[:, None] * torch.pi / 16) * 0.5
+    matrix[0] = matrix[0] / 2**0.5
+    return matrix
+
+
+def _code_plane(plane: Tensor, table: Tensor) -> Tensor:
+    """Level-shift, 8x8 DCT, quantise with ``table`` (B, 8, 8), dequantise and invert a (B, h, w) plane."""
+    b, h, w = plane.shape
+    d = _dct_matrix(plane.device, plane.dtype)
+    blocks = (plane - 128).reshape(b, h // 8, 8, w // 8, 8).transpose(2, 3)
+    table = table[:, None, None]
+    coeffs = torch.round(d @ blocks @ d.T / table) * table
+    decoded = (d.T @ coeffs @ d).transpose(2, 3).reshape(b, h, w) + 128
+    return decoded.round().clamp(0, 255)
+
+
+def jpeg_compress(x: Tensor, quality: Tensor | float) -> Tensor:
+    """Baseline JPEG round trip (YCbCr, 4:2:0, IJG tables) of RGB ``x`` in [0, 1] at per-sample quality."""
+    b, _, h, w = x.shape
+    work = x.float().clamp(0, 1) * 255
+    quality = torch.as_tensor(quality, device=x.device, dtype=torch.float32).expand(b)
+    # The codec works on whole 16x16 macroblocks; replicate the edges like libjpeg does.
+    work = F.pad(work, (0, -w % 16, 0, -h % 16), mode="replicate")
+    r, g, bl = work.unbind(1)
+    luma = 0.299 * r + 0.587 * g + 0.114 * bl
+    cb = -0.168736 * r - 0.331264 * g + 0.5 * bl + 128
+    cr = 0.5 * r - 0.418688 * g - 0.081312 * bl + 128
+    chroma = F.avg_pool2d(torch.stack([cb, cr], 1), 2)
+
+    luma = _code_plane(luma, _quant_tables(quality, _LUMA_TABLE))
+    chroma_table = _quant_tables(quality, _CHROMA_TABLE)
+    chroma = torch.stack([_code_plane(chroma[:, i], chroma_table) for i in range(2)], 1)
+    cb, cr = F.interpolate(chroma, scale_factor=2, mode="bilinear", align_corners=False).unbind(1)
+
+    rgb = torch.stack(
+        [
+            luma + 1.402 * (cr - 128),
+            luma - 0.344136 * (cb - 128) - 0.714136 * (cr - 128),
+            luma + 1.772 * (cb - 128),
+        ],
+        1,
+    )
+    return (rgb.round().clamp(0, 255) / 255)[..., :h, :w].to(x.dtype)
+
+
+# ----------------------------------------------------------------------------- the pipeline
+
+
+def _random_kernels(b: int, config: DegradationConfig, generator, like: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-sample kernels from ``kernel_mix`` (deltas where not blurred) and the blurred mask."""
+    dev, size = like.device, config.kernel_size
+    blurred = _rand(b, generator, dev) < config.blur_prob
+    kind = _categorical(config.kernel_mix, b, generator, dev)
+    sigma_x = _uniform(b, config.sigma_range, generator, dev)
+    sigma_y = torch.where(kind == 0, sigma_x, _uniform(b, config.sigma_range, generator, dev))
+    theta = _uniform(b, (0.0, torch.pi), generator, dev) * (kind != 0)
+    length = _uniform(b, config.motion_length_range, generator, dev)
+    angle = _uniform(b, (0.0, torch.pi), generator, dev)
+
+    kernels = gaussian_kernels(sigma_x, sigma_y, theta, size)
+    kernels = torch.where((kind == 2)[:, None, None], motion_kernels(length, angle, size), kernels)
+    kernels = torch.where(blurred[:, None, None], kernels, delta_kernels(b, size, dev))
+    return kernels.to(like.dtype), blurred
+
+
+def _random_downsample(x: Tensor, config: DegradationConfig, generator) -> Tensor:
+    """Downsample each sample by ``config.scale`` with a mode drawn from ``down_modes``."""
+    if config.scale == 1:
+        return x
+    mode = _categorical((1.0,) * len(config.down_modes), x.shape[0], generator, x.device)
+    out = None
+    for i, name in enumerate(config.down_modes):
+        chosen = (mode == i).reshape(-1, 1, 1, 1)
+        if chosen.any():
+            small = downsample(x, config.scale, name)
+            out = small if out is None else torch.where(chosen, small, out)
+    return out
+
+
+def _random_noise(x: Tensor, config: DegradationConfig, generator) -> tuple[Tensor, Tensor]:
+    """Add Gaussian, Poisson or signal-dependent noise per sample; returns (y, equivalent sigma)."""
+    b, dev = x.shape[0], x.device
+    applied = _rand(b, generator, dev) < config.noise_prob
+    kind = _categorical(config.noise_mix, b, generator, dev)
+    sigma = _uniform(b, config.noise_sigma_range, generator, dev) * applied
+    share = _rand(b, generator, dev)  # fraction of the signal-dependent variance that scales with x
+    # Each model is parameterised so that its noise std at mid-grey (x = 0.5) equals sigma.
+    makers = (
+        lambda: add_gaussian_noise(x, sigma, generator),
+        lambda: add_poisson_noise(x, 0.5 / sigma.clamp(min=1e-4) ** 2, generator),
+        lambda: add_signal_dependent_noise(x, 2 * share * sigma**2, (1 - share) * sigma**2, generator),
+    )
+    y = x
+    for i, make in enumerate(makers):
+        chosen = applied & (kind == i)
+        if chosen.any():
+            y = torch.where(chosen.reshape(-1, 1, 1, 1), make(), y)
+    return y, sigma
+
+
+def _random_jpeg(x: Tensor, config: DegradationConfig, generator) -> tuple[Tensor, Tensor]:
+    """JPEG-compress each sample with probability ``jpeg_prob``; returns (y, quality or 0)."""
+    b, dev = x.shape[0], x.device
+    applied = _rand(b, generator, dev) < config.jpeg_prob
+    lo, hi = config.jpeg_quality_range
+    quality = (lo + (_rand(b, generator, dev) * (hi - lo + 1)).floor()).clamp(max=hi).long() * applied
+    if applied.any():
+        x = torch.where(applied.reshape(-1, 1, 1, 1), jpeg_compress(x, quality.clamp(min=1)), x)
+    return x, quality
+
+
+def _one_pass(x: Tensor, config: DegradationConfig, generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Blur, downsample, noise, JPEG; returns (y, kernel, noise sigma, JPEG quality)."""
+    kernels, blurred = _random_kernels(x.shape[0], config, generator, x)
+    y = blur(x, kernels) if blurred.any() else x
+    y = _random_downsample(y, config, generator)
+    y, sigma = _random_noise(y, config, generator)
+    if config.clip:
+        y = y.clamp(0, 1)
+    y, quality = _random_jpeg(y, config, generator)
+    return y, kernels, sigma.to(x.dtype), quality
+
+
+def _milder(config: DegradationConfig) -> DegradationConfig:
+    """The second pass: half the blur and noise strength, at the same resolution."""
+
+    def halve(bounds: tuple[float, float]) -> tuple[float, float]:
+        return bounds[0], max(bounds[0], bounds[1] / 2)
+
+    return replace(
+        config,
+        scale=1,
+        sigma_range=halve(config.sigma_range),
+        motion_length_range=halve(config.motion_length_range),
+        noise_sigma_range=halve(config.noise_sigma_range),
+        second_order_prob=0.0,
+    )
+
+
+def degrade(
+    x: Tensor, config: DegradationConfig, generator: torch.Generator | None = None
+) -> DegradedBatch:
+    """Synthesise a degraded batch from clean images ``x`` (B, 3, H, W) in [0, 1].
+
+    First order: blur -> downsample by ``config.scale`` -> noise -> JPEG, each step with its own
+    probability and per-sample parameters. Then, per sample with ``second_order_prob``, a milder
+    blur -> noise -> JPEG pass at the same resolution. The returned parameters are first-order.
+    """
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected RGB images shaped (B, 3, H, W), got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise ValueError(f"expected a floating-point image in [0, 1], got dtype {x.dtype}")
+    h, w = x.shape[-2:]
+    if h % config.scale or w % config.scale:
+        raise ValueError(f"image size {h}x{w} is not divisible by scale {config.scale}")
+
+    y, kernels, sigma, quality = _one_pass(x, config, generator)
+    second = _rand(x.shape[0], generator, x.device) < config.second_order_prob
+    if second.any():
+        again, *_ = _one_pass(y, _milder(config), generator)
+        y = torch.where(second.reshape(-1, 1, 1, 1), again, y)
+    return DegradedBatch(y, kernels, sigma, quality, config.scale, second)

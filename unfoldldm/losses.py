@@ -1,0 +1,77 @@
+"""Training losses of UnfoldLDM (DESIGN 2.1-2.5). Each returns a scalar tensor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .archs import UnfoldOutput
+from .archs.blocks import haar_dwt
+
+
+def charbonnier(pred: Tensor, target: Tensor, eps: float = 1e-3) -> Tensor:
+    """Smooth L1-like reconstruction loss ``mean(sqrt((p - t)^2 + eps^2))``."""
+    return torch.sqrt((pred - target) ** 2 + eps * eps).mean()
+
+
+def deep_supervision(images: list[Tensor], target: Tensor, eps: float = 1e-3) -> Tensor:
+    """Charbonnier on every stage output (anytime restoration), later stages weighted more."""
+    weights = torch.linspace(0.5, 1.0, len(images)).tolist() if len(images) > 1 else [1.0]
+    return sum(w * charbonnier(img, target, eps) for w, img in zip(weights, images)) / sum(weights)
+
+
+def frequency_loss(pred: Tensor, target: Tensor) -> Tensor:
+    """L1 distance of the 2-D Fourier spectra (complex difference), so textures are not averaged away."""
+    diff = torch.fft.rfft2(pred.float(), norm="ortho") - torch.fft.rfft2(target.float(), norm="ortho")
+    return diff.abs().mean()
+
+
+def band_loss(pred: Tensor, target: Tensor, high_weight: float = 2.0) -> Tensor:
+    """L1 on the Haar bands, the three high-frequency bands weighted by ``high_weight``."""
+    diff = (haar_dwt(pred) - haar_dwt(target)).abs()
+    low, high = diff[:, : pred.shape[1]], diff[:, pred.shape[1] :]
+    return (low.mean() + high_weight * high.mean()) / (1 + high_weight)
+
+
+def isda_loss(explanations: list[list[Tensor]], y: Tensor) -> Tensor:
+    """Intra-stage degradation-aware consistency: each stage's estimated operators must explain ``y``."""
+    terms = [(d - y).abs().mean() for stage in explanations for d in stage]
+    return sum(terms) / len(terms)
+
+
+def kd_loss(student: list[Tensor], teacher: list[Tensor]) -> Tensor:
+    """Phase 2: the diffusion prior's latent must match the (frozen) teacher's latent."""
+    return sum((s - t.detach()).abs().mean() for s, t in zip(student, teacher)) / len(student)
+
+
+def invariance_loss(latents_a: list[Tensor], latents_b: list[Tensor]) -> Tensor:
+    """Phase 2: two degradations of one clean image must give the same prior."""
+    return sum((a - b).abs().mean() for a, b in zip(latents_a, latents_b)) / len(latents_a)
+
+
+@dataclass
+class LossWeights:
+    """Weights of the loss terms (set from the training config)."""
+
+    pixel: float = 1.0
+    frequency: float = 0.05
+    band: float = 0.5
+    isda: float = 0.1
+    kd: float = 1.0
+    invariance: float = 0.1
+
+
+def restoration_loss(out: UnfoldOutput, target: Tensor, y: Tensor, w: LossWeights) -> dict[str, Tensor]:
+    """The reconstruction part shared by both phases: pixel, frequency, band and ISDA terms."""
+    final = out.images[-1]
+    terms = {
+        "pixel": deep_supervision(out.images, target),
+        "frequency": frequency_loss(final, target),
+        "band": band_loss(final, target),
+    }
+    if out.explanations:
+        terms["isda"] = isda_loss(out.explanations, y)
+    terms["total"] = sum(getattr(w, k) * v for k, v in terms.items())
+    return terms
