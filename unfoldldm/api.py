@@ -66,8 +66,17 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
         dev = torch.device(device)
     except RuntimeError as exc:
         raise CheckpointError(f"Unknown device {device!r} ({exc}); use cpu, cuda, cuda:N or mps.") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise CheckpointError(f"Unsupported device {device!r}; use cpu, cuda, cuda:N or mps.")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise CheckpointError("--device cuda was asked for, but this PyTorch build sees no CUDA GPU; use --device cpu.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise CheckpointError(
+            f"--device {device} was asked for, but only {torch.cuda.device_count()} CUDA GPU(s) are visible "
+            "(numbered from 0)."
+        )
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
+        raise CheckpointError("--device mps was asked for, but this PyTorch build sees no Apple GPU (MPS); use --device cpu.")
     return dev
 
 

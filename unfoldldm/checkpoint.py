@@ -124,7 +124,9 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
     try:
         config = ModelConfig.from_dict(json.loads(metadata["config"]))
         provenance = json.loads(metadata.get("provenance", "{}"))
-    except (KeyError, json.JSONDecodeError, TypeError) as exc:
+    except CheckpointError as exc:  # unknown fields (newer package) or an invalid config: name the file
+        raise CheckpointError(f"{path.name}: {exc}") from None
+    except (KeyError, json.JSONDecodeError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path.name}: the model config in the metadata is damaged ({exc}).") from None
     return CheckpointInfo(path=path, config=config, metadata=metadata, provenance=provenance, num_tensors=len(keys))
 

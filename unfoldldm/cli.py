@@ -115,6 +115,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
             image = pic.rgb if pic.alpha is None else torch.cat([pic.rgb, pic.alpha])
             result = restore(model, image[None], options)
             out = result.image[0]
+            try:  # the output folder is created on the first image written into it
+                dst.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise UnfoldLDMError(f"{dst.parent}: cannot create the output folder ({exc.strerror or exc}).") from None
             save_image(dst, Picture(rgb=out[:3], alpha=out[3:] if out.shape[0] == 4 else None,
                                     mode=pic.mode, bit_depth=pic.bit_depth, source=str(src)), overwrite=args.overwrite)
             if args.save_estimates and result.kernel is not None:

@@ -1,0 +1,218 @@
+"""The model: operator adjoints, shapes per task and config, the parts framework, losses, overfitting."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from unfoldldm.archs import build_model
+from unfoldldm.archs import operators as ops
+from unfoldldm.archs.blocks import haar_dwt, haar_idwt
+from unfoldldm.config import PRESETS, ModelConfig, preset
+from unfoldldm.errors import CheckpointError
+from unfoldldm import losses
+
+
+def jitter(model: torch.nn.Module, amount: float = 0.02) -> torch.nn.Module:
+    """Several heads start at zero (identity stages); perturb so every weight matters."""
+    gen = torch.Generator().manual_seed(123)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(amount * torch.randn(p.shape, generator=gen))
+    return model.eval()
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4])
+@pytest.mark.parametrize("size", [(32, 24), (9, 5), (1, 1)])
+def test_decomposed_operator_adjoint(scale, size):
+    gen = torch.Generator().manual_seed(0)
+    h, w = size[0] * scale, size[1] * scale
+    x = torch.randn(2, 3, h, w, generator=gen, dtype=torch.float64)
+    a = torch.rand(2, 3, 7, generator=gen, dtype=torch.float64)
+    b = torch.rand(2, 3, 7, generator=gen, dtype=torch.float64)
+    a, b = a / a.sum(-1, keepdim=True), b / b.sum(-1, keepdim=True)
+    dx = ops.decomposed_forward(x, a, b, scale)
+    assert dx.shape == (2, 3, size[0], size[1])
+    u = torch.randn(dx.shape, generator=gen, dtype=torch.float64)
+    lhs = (dx * u).sum()
+    rhs = (x * ops.decomposed_adjoint(u, a, b, scale, (h, w))).sum()
+    assert torch.allclose(lhs, rhs, rtol=1e-12, atol=1e-12)
+
+
+def test_separable_blur_matches_2d_kernel_and_keeps_constants():
+    gen = torch.Generator().manual_seed(1)
+    a = torch.rand(1, 3, 5, generator=gen)
+    b = torch.rand(1, 3, 5, generator=gen)
+    a, b = a / a.sum(-1, keepdim=True), b / b.sum(-1, keepdim=True)
+    flat = torch.full((1, 3, 12, 10), 0.3)
+    assert torch.allclose(ops.separable_blur(flat, a, b), flat, atol=1e-6)
+    x = torch.rand(1, 3, 12, 10, generator=gen)
+    k2d = ops.kernel_image(a, b)  # (1, 3, 5, 5) = b a^T
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2), mode="replicate")
+    ref = torch.nn.functional.conv2d(padded, k2d.reshape(3, 1, 5, 5), groups=3)
+    assert torch.allclose(ops.separable_blur(x, a, b), ref, atol=1e-6)
+
+
+def test_haar_transform_is_orthonormal_and_invertible():
+    x = torch.randn(2, 3, 8, 6)
+    bands = haar_dwt(x)
+    assert bands.shape == (2, 12, 4, 3)
+    assert torch.allclose(haar_idwt(bands), x, atol=1e-6)
+    assert torch.allclose(bands.pow(2).sum(), x.pow(2).sum(), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("task,scale", [("restore", 1), ("sr2x", 2), ("sr4x", 4)])
+def test_output_shapes_every_config_and_task(name, task, scale):
+    model = build_model(preset(name, task=task)).eval()
+    y = torch.rand(1, 3, 13, 21)  # deliberately not a multiple of anything
+    with torch.inference_mode():
+        out = model(y)
+    assert len(out.images) == model.config.stages
+    for img in out.images:
+        assert img.shape == (1, 3, 13 * scale, 21 * scale)
+        assert torch.isfinite(img).all()
+    deg = out.degradations[-1]
+    p = model.config.kernel_size
+    assert deg.row.shape == (1, 3, p) and deg.col.shape == (1, 3, p)
+    assert torch.allclose(deg.row.sum(-1), torch.ones(1, 3)) and (deg.row >= 0).all()
+    assert deg.kernel_image().shape == (1, 3, p, p)
+    m = 16 // scale  # y-space is padded to this multiple
+    assert out.noise_maps[-1].shape[-2:] == (-(-13 // m) * m, -(-21 // m) * m)
+
+
+@pytest.mark.parametrize(
+    "parts", [("mgda", "drldm", "ocformer"), ("mgda", "none", "ocformer"), ("plain", "none", "unet"), ("plain", "drldm", "unet")]
+)
+def test_parts_are_swappable_from_the_config(parts):
+    gradient, prior, proximal = parts
+    model = jitter(build_model(preset("nano", gradient=gradient, prior=prior, proximal=proximal)))
+    assert (model.prior is None) == (prior == "none")
+    with torch.inference_mode():
+        out = model(torch.rand(2, 3, 32, 32))
+    assert out.images[-1].shape == (2, 3, 32, 32)
+    assert (out.degradations[0].row is None) == (gradient == "plain")
+
+
+def test_untrained_model_starts_close_to_the_gradient_step():
+    # Zero-initialised heads: a fresh model is a pure (MGDA) gradient step scheme, not noise.
+    model = build_model(preset("nano")).eval()
+    y = torch.rand(1, 3, 32, 32)
+    with torch.inference_mode():
+        out = model(y)
+    assert (out.images[-1] - y).abs().mean() < 0.2
+
+
+def test_seed_controls_the_prior_and_nothing_else_is_random():
+    model = jitter(build_model(preset("nano")))
+    y = torch.rand(1, 3, 32, 32)
+    with torch.inference_mode():
+        a, b, c = model(y, seed=5), model(y, seed=5), model(y, seed=6)
+    assert torch.equal(a.images[-1], b.images[-1])
+    assert not torch.equal(a.latents[0], c.latents[0])
+    assert not torch.equal(a.images[-1], c.images[-1])
+
+
+def test_prior_strength_zero_uses_the_null_latent():
+    model = jitter(build_model(preset("nano")))
+    y = torch.rand(1, 3, 32, 32)
+    with torch.inference_mode():
+        out = model(y, strength=0.0)
+    assert torch.allclose(out.latents[0], model.null_latent.expand(1, -1, -1))
+
+
+def test_prior_modes_and_their_errors():
+    model = jitter(build_model(preset("nano")))
+    y, gt = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    out = model(y, gt, prior_mode="distill")
+    assert len(out.teacher_latents) == model.config.stages and not out.teacher_latents[0].requires_grad
+    assert out.latents[0].requires_grad
+    assert len(out.explanations) == model.config.stages
+    teacher = model(y, gt, prior_mode="teacher")
+    assert torch.equal(teacher.latents[0], teacher.teacher_latents[0])
+    with pytest.raises(ValueError, match="ground truth"):
+        model(y, prior_mode="teacher")
+    with pytest.raises(ValueError, match="prior_mode"):
+        model(y, prior_mode="oracle")
+
+
+def test_gradients_flow_through_the_whole_reverse_chain():
+    model = jitter(build_model(preset("nano")))
+    model.train()
+    y, gt = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    out = model(y, gt, prior_mode="distill")
+    losses.kd_loss(out.latents, out.teacher_latents).backward()
+    denoiser_grad = sum(p.grad.abs().sum() for p in model.prior.denoiser.parameters() if p.grad is not None)
+    condition_grad = sum(p.grad.abs().sum() for p in model.prior.condition.parameters() if p.grad is not None)
+    assert denoiser_grad > 0 and condition_grad > 0
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for p in model.prior.teacher.parameters())
+
+
+def test_stage_cutoff_returns_the_intermediate_image():
+    model = jitter(build_model(preset("nano")))
+    y = torch.rand(1, 3, 32, 32)
+    with torch.inference_mode():
+        full = model(y)
+        first = model(y, stages=1)
+    assert len(first.images) == 1
+    assert torch.equal(first.images[0], full.images[0])
+    assert not torch.equal(first.images[0], full.images[-1])
+
+
+def test_config_validation_and_json_round_trip():
+    cfg = preset("small", task="sr4x")
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.scale == 4
+    with pytest.raises(CheckpointError, match="kernel_size"):
+        preset("nano", kernel_size=10)
+    with pytest.raises(CheckpointError, match="prior"):
+        preset("nano", prior="gan")
+    with pytest.raises(CheckpointError, match="Unknown model preset"):
+        preset("huge")
+
+
+def test_losses_are_zero_at_the_target_and_positive_elsewhere():
+    x = torch.rand(2, 3, 16, 16)
+    z = x + 0.1 * torch.randn_like(x)
+    assert losses.frequency_loss(x, x) == 0 and losses.frequency_loss(z, x) > 0
+    assert losses.band_loss(x, x) == 0 and losses.band_loss(z, x) > 0
+    assert losses.charbonnier(x, x) == pytest.approx(1e-3, rel=1e-3)  # the eps floor
+    assert losses.charbonnier(z, x) > 0.05
+    assert losses.deep_supervision([z, x], x) < losses.deep_supervision([x, z], x)  # later stages weigh more
+    assert losses.isda_loss([[x, x]], x) == 0 and losses.isda_loss([[z]], x) > 0
+    assert losses.kd_loss([x], [x]) == 0 and losses.invariance_loss([x], [z]) > 0
+    # the band loss weights the high bands: a high-frequency error costs more than the same low one
+    checker = torch.zeros(1, 3, 16, 16)
+    checker[..., ::2, ::2] = 0.1
+    flat = torch.full((1, 3, 16, 16), checker.mean().item())
+    zero = torch.zeros(1, 3, 16, 16)
+    assert losses.band_loss(checker, zero) > losses.band_loss(flat, zero)
+
+
+def test_isda_is_small_when_the_estimated_operator_is_the_true_one():
+    # With the true kernel plugged into the decomposed operator, D(x_gt) explains a blurred y exactly.
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(1, 3, 16, 16, generator=gen)
+    a = torch.softmax(torch.randn(1, 3, 5, generator=gen), -1)
+    b = torch.softmax(torch.randn(1, 3, 5, generator=gen), -1)
+    y = ops.decomposed_forward(x, a, b, 2)
+    assert losses.isda_loss([[ops.decomposed_forward(x, a, b, 2)]], y) < 1e-6
+    assert losses.isda_loss([[ops.subsample(x, 2)]], y) > 1e-3
+
+
+def test_nano_overfits_one_small_batch():
+    torch.manual_seed(0)
+    model = build_model(preset("nano"))
+    gen = torch.Generator().manual_seed(1)
+    x = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 64, 64, generator=gen), 2)
+    y = (x + 0.1 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    history = []
+    for _ in range(250):
+        out = model(y, x, prior_mode="teacher")
+        loss = losses.charbonnier(out.images[-1], x)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(loss.item())
+    assert history[-1] < history[0] / 10, history[::25]
