@@ -73,7 +73,8 @@ def test_small_tiles_have_no_visible_seams(fixture, size, request):
         jumps = diff.diff(dim=axis).abs().mean(dim=[d for d in range(4) if d != diff.ndim + axis])
         borders = sorted({s for s in tile_starts(length, tile_px, 32) if s > 0} | {s + tile_px for s in tile_starts(length, tile_px, 32) if s + tile_px < length})
         at_borders = jumps[[b - 1 for b in borders]].mean()
-        assert at_borders < 2 * jumps.mean() + 1e-4, (axis, float(at_borders), float(jumps.mean()))
+        print(f"mean jump across tile borders {float(at_borders) * 255:.2f}/255, everywhere {float(jumps.mean()) * 255:.2f}/255")
+        assert at_borders < 1 / 255
 
 
 def test_same_seed_same_output_other_seed_other_prior(nano):
@@ -162,18 +163,17 @@ def test_progress_reports_every_unit_and_interrupt_stops(nano):
 def test_out_of_memory_halves_the_tile_and_retries(nano, monkeypatch):
     img = smooth_image(128, 128)
     expected = restore(nano, img, RestoreOptions(tile=64, overlap=32)).image
-    original = nano.refine
+    original = nano.gradient_update
 
-    def refine_with_small_memory(v, h, z):
-        if v.shape[-1] > 64:
+    def step_with_small_memory(y, x, h, deg, k):
+        if x.shape[-1] > 64:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return original(v, h, z)
+        return original(y, x, h, deg, k)
 
-    monkeypatch.setattr(nano, "refine", refine_with_small_memory)
+    monkeypatch.setattr(nano, "gradient_update", step_with_small_memory)
     result = restore(nano, img, RestoreOptions(tile=None, overlap=32))
     assert result.tile == 64
-    # Only the first MGDA step ran untiled before the failure; the rest matches a 64px-tiled run.
-    assert psnr(result.image, expected) > 45
+    assert torch.equal(result.image, expected)
 
     def always_oom(v, h, z):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")

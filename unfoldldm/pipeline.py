@@ -78,11 +78,12 @@ def _param(model: UnfoldLDM) -> Tensor:
 
 
 def _normalise_tile(tile: int | None, overlap: int) -> tuple[int | None, int]:
+    """Round the tile down to the 16-pixel grid (at least 64) and the overlap to at most half a tile."""
+    overlap = max(0, overlap) // TILE_ALIGN * TILE_ALIGN
     if tile is None or tile <= 0:
-        return None, 0
+        return None, overlap
     tile = max(MIN_TILE, tile // TILE_ALIGN * TILE_ALIGN)
-    overlap = max(0, min(overlap, tile // 2)) // TILE_ALIGN * TILE_ALIGN
-    return tile, overlap
+    return tile, min(overlap, tile // 2 // TILE_ALIGN * TILE_ALIGN)
 
 
 def begin(model: UnfoldLDM, rgb: Tensor) -> StageState:
