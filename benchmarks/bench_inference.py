@@ -126,9 +126,10 @@ def to_markdown(info: dict, results: list[dict], ratios: list[dict], big: dict |
            f"- date: {info['date']}", f"- cpu: {info['cpu']} (nproc {info['nproc']}), threads: {info['threads']}",
            f"- torch {info['torch']}, python {info['python']}, load average at the end {info['loadavg']}",
            f"- median of {repeats} run(s) after one warm-up; each case in a fresh process; random weights",
-           "- baseline = peak RSS after importing torch, building the model and allocating the input", "",
-           "| model | size | mode | median s | min s | baseline RSS MiB | peak RSS MiB | increment MiB |",
-           "|---|---|---|---:|---:|---:|---:|---:|"]
+           "- baseline = peak RSS after importing torch, building the model and allocating the input"]
+    if results:
+        out += ["", "| model | size | mode | median s | min s | baseline RSS MiB | peak RSS MiB | increment MiB |",
+                "|---|---|---|---:|---:|---:|---:|---:|"]
     for r in results:
         mode = f"tiled {r['tile']}/{r['overlap']}" if r.get("tile") else r["mode"]
         if "error" in r:
@@ -149,7 +150,7 @@ def to_markdown(info: dict, results: list[dict], ratios: list[dict], big: dict |
         out += ["", f"`small` 512x512 untiled: {small512['median_s']:.2f} s ({ok} the {TARGET_512_S:.0f} s target; "
                 f"target is stated for a 2-core CPU, this run used {info['threads']} threads)."]
     if big is not None:
-        out += ["", f"## {BIG_SIZE}x{BIG_SIZE} tiled restoration (`small`, tile {BIG_TILE})", ""]
+        out += ["", f"## {BIG_SIZE}x{BIG_SIZE} tiled restoration (`small`, tile {BIG_TILE}, one run, no warm-up)", ""]
         if "error" in big:
             out.append(f"error: {big['error']}")
         else:
