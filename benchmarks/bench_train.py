@@ -107,8 +107,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for preset_name in args.presets.split(","):
         cfg = preset(preset_name)
-        cases = [("plain", lambda: PlainRestormer(width=cfg.width)),
-                 ("phase1", lambda: build_model(cfg)), ("phase2", lambda: build_model(cfg))]
+        cases = [("plain", lambda cfg=cfg: PlainRestormer(width=cfg.width)),
+                 ("phase1", lambda cfg=cfg: build_model(cfg)), ("phase2", lambda cfg=cfg: build_model(cfg))]
         for kind, factory in cases:
             for compiled in ([False, True] if args.compile else [False]):
                 net = factory().to(device).to(memory_format=torch.channels_last).train()

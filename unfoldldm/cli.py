@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -15,6 +17,13 @@ EPILOG = """examples:
   python -m unfoldldm restore small.png -o big.png --task sr4x
   python -m unfoldldm info restore_small
 """
+
+
+# Subcommands that live in their own module: each has add_arguments(parser) and run(args) -> int.
+SUBCOMMANDS = [
+    ("train", ".training.cli", "train a model (two phases; CPU, GPU or torchrun multi-GPU)"),
+    ("eval", ".evaluation.cli", "evaluate models on standard test sets against baselines"),
+]
 
 
 def _positive(text: str) -> int:
@@ -62,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print the config, task and training provenance stored in a checkpoint.")
     i.add_argument("model", help="model name (e.g. restore_small) or path to a .safetensors file")
     i.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    for name, module, help_text in SUBCOMMANDS:
+        sub_parser = sub.add_parser(name, help=help_text, formatter_class=argparse.RawDescriptionHelpFormatter)
+        importlib.import_module(module, __package__).add_arguments(sub_parser)
     return parser
 
 
@@ -99,13 +112,20 @@ def cmd_restore(args: argparse.Namespace) -> int:
     inputs = expand_inputs(args.inputs)
     outputs = _output_paths(inputs, args.output)
     _check_not_inputs(inputs, outputs, args.overwrite)
-    model = load_model(args.model, task=args.task, device=args.device, dtype=None if args.dtype == "auto" else args.dtype)
+    # Under torchrun each process restores its own share of the files, on its own GPU.
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    device = args.device
+    if world > 1:
+        inputs, outputs = inputs[rank::world], outputs[rank::world]
+        if device == "auto" and torch.cuda.is_available():
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
+    model = load_model(args.model, task=args.task, device=device, dtype=None if args.dtype == "auto" else args.dtype)
     options = RestoreOptions(
         stages=args.stages, tile=args.tile or None, overlap=args.overlap, prior_steps=args.prior_steps,
         seed=args.seed, prior_strength=args.prior_strength, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
     )
     failures = 0
-    bar = tqdm(total=len(inputs), unit="img", disable=args.quiet, file=sys.stderr)
+    bar = tqdm(total=len(inputs), unit="img", disable=args.quiet or rank > 0, file=sys.stderr)
     for src, dst in zip(inputs, outputs):
         bar.set_description(src.name)
         try:
@@ -132,7 +152,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         bar.update(1)
     bar.close()
     done = len(inputs) - failures
-    print(f"restored {done} of {len(inputs)} image(s) into {args.output}", file=sys.stderr)
+    share = f" (process {rank} of {world})" if world > 1 else ""
+    print(f"restored {done} of {len(inputs)} image(s) into {args.output}{share}", file=sys.stderr)
     return 1 if failures else 0
 
 
@@ -172,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        modules = {name: module for name, module, _ in SUBCOMMANDS}
+        if args.command in modules:
+            return importlib.import_module(modules[args.command], __package__).run(args)
         return {"restore": cmd_restore, "info": cmd_info}[args.command](args)
     except UnfoldLDMError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -9,7 +9,6 @@ high-frequency bands get separate output heads; the high-frequency head is gated
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import ModelConfig

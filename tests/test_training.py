@@ -1,0 +1,166 @@
+"""Training: a short nano run learns and exports, resume is exact, torchrun/gloo works, errors are clear."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from unfoldldm.checkpoint import load_checkpoint, read_checkpoint_info
+from unfoldldm.errors import UnfoldLDMError
+from unfoldldm.training.config import load_train_config
+from unfoldldm.training.trainer import RunOptions, learning_rate, resume_run, start_run
+
+REPO = Path(__file__).resolve().parents[1]
+BSDS = REPO.parent / "shared" / "data" / "train" / "bsds400"
+
+
+@pytest.fixture(scope="module")
+def few_images(tmp_path_factory):
+    if not BSDS.is_dir():
+        pytest.skip(f"training data not found at {BSDS}")
+    folder = tmp_path_factory.mktemp("bsds6")
+    for path in sorted(BSDS.iterdir())[:6]:
+        shutil.copy(path, folder / path.name)
+    return folder
+
+
+def _options(out, data, **kw):
+    base = dict(out=str(out), steps=24, data=[str(data)], batch=2, crop=32, device="cpu", progress=False)
+    base.update(kw)
+    return RunOptions(**base)
+
+
+def _logged(run_dir: Path) -> dict[int, float]:
+    losses = {}
+    for line in (run_dir / "log.txt").read_text().splitlines():
+        m = re.match(r"step=(\d+) .*total=([0-9.]+)", line)
+        if m:
+            losses[int(m.group(1))] = float(m.group(2))
+    return losses
+
+
+@pytest.fixture
+def nano_config(tmp_path):
+    """The shipped nano config, logging every step (runs re-read their config file on resume)."""
+
+    def make(steps=24):
+        raw = yaml.safe_load((REPO / "configs" / "nano.yaml").read_text())
+        raw.update(log_every=1, save_every=1000)
+        raw["train"]["steps"] = steps
+        path = tmp_path / "nano_test.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        return load_train_config(path)
+
+    return make
+
+
+def test_learning_rate_schedule():
+    assert learning_rate(0.0, 1.0, 0.0, 0.1) == pytest.approx(0.01)
+    assert learning_rate(0.1, 1.0, 0.0, 0.1) == pytest.approx(1.0)
+    assert learning_rate(1.0, 1.0, 0.01, 0.1) == pytest.approx(0.01)
+    assert learning_rate(0.55, 1.0, 0.0, 0.1) == pytest.approx(0.5)
+
+
+def test_shipped_configs_load():
+    for name, task in (("restore_small", "restore"), ("sr4x_small", "sr4x"), ("nano", "restore")):
+        cfg = load_train_config(name)
+        assert cfg.model.task == task and cfg.degradation.scale == cfg.model.scale
+
+
+def test_nano_run_learns_both_phases_and_exports(tmp_path, few_images, nano_config):
+    from unfoldldm.degradations import DegradationConfig, degrade
+    from unfoldldm.losses import charbonnier
+
+    trainer = start_run(nano_config(40), _options(tmp_path / "run", few_images, steps=40, batch=4))
+    gen = torch.Generator().manual_seed(99)
+    clean = torch.nn.functional.avg_pool2d(torch.stack([img[:, :64, :64].float() / 255 for img in trainer.bank.images[:4]]), 2)
+    y = degrade(clean, DegradationConfig.preset("denoise"), gen).y
+
+    def held_out_loss() -> float:
+        with torch.no_grad():
+            return charbonnier(trainer.model.eval()(y).images[-1], clean).item()
+
+    before = held_out_loss()
+    path = trainer.run()
+    after = held_out_loss()
+    assert after < 0.9 * before, (before, after)
+    info = read_checkpoint_info(path)
+    assert info.provenance["phase1_steps"] == 24 and info.provenance["phase2_steps"] == 16
+    assert info.provenance["num_images"] == 6 and info.provenance["device"] == "cpu"
+    assert "kd=" in (tmp_path / "run" / "log.txt").read_text()
+    model = load_checkpoint(path)
+    assert model(torch.rand(1, 3, 32, 32)).images[-1].shape == (1, 3, 32, 32)
+
+
+def test_resume_continues_with_the_same_next_loss(tmp_path, few_images, nano_config):
+    start_run(nano_config(), _options(tmp_path / "full", few_images)).run()
+    start_run(nano_config(), _options(tmp_path / "split", few_images, stop_at=10)).run()
+    resumed = resume_run(tmp_path / "split", progress=False)
+    assert resumed.step == 10
+    resumed.run()
+    full, split = _logged(tmp_path / "full"), _logged(tmp_path / "split")
+    for step in (11, 12, 24):  # step 15 crosses into phase 2
+        assert split[step] == pytest.approx(full[step], rel=1e-5, abs=1e-7), step
+
+
+def test_phase2_without_a_teacher_is_refused(tmp_path, few_images, nano_config):
+    with pytest.raises(UnfoldLDMError, match="phase-1 model"):
+        start_run(nano_config(), _options(tmp_path / "p2", few_images, phases="2"))
+
+
+def test_bad_data_and_existing_run_are_refused(tmp_path, few_images, nano_config):
+    with pytest.raises(UnfoldLDMError, match="not found"):
+        start_run(nano_config(), _options(tmp_path / "r", tmp_path / "missing"))
+    start_run(nano_config(), _options(tmp_path / "r2", few_images, stop_at=1)).run()
+    with pytest.raises(UnfoldLDMError, match="resume"):
+        start_run(nano_config(), _options(tmp_path / "r2", few_images))
+
+
+def test_torchrun_two_gloo_processes(tmp_path, few_images):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+           "-m", "unfoldldm", "train", "--config", str(REPO / "configs" / "nano.yaml"), "--out", str(out),
+           "--steps", "16", "--data", str(few_images), "--batch", "2", "--crop", "32", "--device", "cpu", "--no-progress"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = (out / "log.txt").read_text()
+    assert "ranks=2" in log and "agree=True" in log
+    assert sorted(p.name for p in out.glob("*.safetensors")) == ["model.safetensors", "state.safetensors"]
+    assert read_checkpoint_info(out / "model.safetensors").provenance["world_size"] == 2
+
+
+def test_torchrun_shards_restore_over_a_folder(tmp_path, make_nano_model):
+    from PIL import Image
+
+    from unfoldldm.checkpoint import save_checkpoint
+
+    model_path = save_checkpoint(tmp_path / "m.safetensors", make_nano_model())
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    gen = torch.Generator().manual_seed(0)
+    for i in range(5):
+        pixels = (torch.rand(24, 20, 3, generator=gen) * 255).to(torch.uint8).numpy()
+        Image.fromarray(pixels).save(inputs / f"img{i}.png")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    common = ["-m", "unfoldldm", "restore", str(inputs), "--model", str(model_path), "--device", "cpu", "--quiet"]
+    single = subprocess.run([sys.executable, *common, "-o", str(tmp_path / "one")], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    sharded = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29518",
+                              *common, "-o", str(tmp_path / "two")], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert sharded.returncode == 0, sharded.stderr[-2000:]
+    assert "process 0 of 2" in sharded.stderr and "process 1 of 2" in sharded.stderr
+    names = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "two").iterdir()) and len(names) == 5
+    for name in names:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()

@@ -1,0 +1,1 @@
+"""Training: configs, the on-device crop bank, resumable run state and the two-phase trainer."""

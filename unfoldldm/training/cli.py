@@ -1,0 +1,62 @@
+"""``python -m unfoldldm train``: argument parsing only; the work is in :mod:`.trainer`."""
+
+from __future__ import annotations
+
+import argparse
+
+DESCRIPTION = """Train an UnfoldLDM model in two phases (phase 1: teacher prior; phase 2: diffusion prior
+distilled from it). The same command runs under `torchrun --nproc_per_node=N` for several GPUs.
+
+examples:
+  python -m unfoldldm train --config configs/nano.yaml --out runs/nano --steps 200
+  python -m unfoldldm train --config restore_small --out runs/restore --budget-minutes 9.5 --compile
+  python -m unfoldldm train --resume runs/restore
+  torchrun --nproc_per_node=4 -m unfoldldm train --config restore_small --out runs/restore4
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = DESCRIPTION
+    parser.add_argument("--config", help="YAML config file, or the name of one in configs/ (e.g. restore_small)")
+    parser.add_argument("--out", help="run folder: state, log, config and the exported model.safetensors")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its folder (other options are taken from it)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="total optimisation steps over both phases")
+    length.add_argument("--budget-minutes", type=float, help="train for this much wall-clock time instead")
+    parser.add_argument("--phases", choices=["both", "1", "2"], default="both", help="which phases to run")
+    parser.add_argument("--init", help="start from these weights (.safetensors); phase 2 alone needs a phase-1 model")
+    parser.add_argument("--data", nargs="+", help="folders of clean training images (replace the config's)")
+    parser.add_argument("--batch", type=int, help="batch size per process (default: the config's)")
+    parser.add_argument("--crop", type=int, help="crop size (default: the config's)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (under torchrun: one GPU per process)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long GPU runs)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (the log file is still written)")
+    parser.add_argument("--stop-at", type=int, help=argparse.SUPPRESS)  # tests: stop as if interrupted
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import UnfoldLDMError
+    from .config import load_train_config
+    from .trainer import RunOptions, resume_run, start_run
+
+    if args.resume:
+        trainer = resume_run(args.resume, device=None if args.device == "auto" else args.device,
+                             stop_at=args.stop_at, progress=not args.no_progress)
+    else:
+        if not args.config or not args.out:
+            raise UnfoldLDMError("train needs --config and --out (or --resume RUN_DIR).")
+        opts = RunOptions(
+            out=args.out, steps=args.steps, budget_minutes=args.budget_minutes, phases=args.phases,
+            data=args.data or [], batch=args.batch, crop=args.crop, init=args.init, compile=args.compile,
+            device=args.device, stop_at=args.stop_at, progress=not args.no_progress,
+        )
+        trainer = start_run(load_train_config(args.config), opts)
+    try:
+        path = trainer.run()
+    finally:
+        trainer.ranks.close()
+    if path is not None:
+        print(f"exported {path} (step {trainer.step}, {trainer.elapsed:.0f} s)")
+    elif trainer.ranks.main:
+        print(f"stopped at step {trainer.step}; resume with --resume {trainer.out}")
+    return 0

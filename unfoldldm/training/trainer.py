@@ -1,0 +1,367 @@
+"""The two-phase trainer: phase 1 trains everything with the teacher prior, phase 2 distils it
+into the diffusion prior (KD + invariance) with the teacher frozen. Single process, or one
+process per GPU/CPU under ``torchrun`` (DistributedDataParallel)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from .. import __version__
+from ..archs import UnfoldLDM, build_model
+from ..checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
+from ..degradations import degrade
+from ..errors import UnfoldLDMError
+from ..losses import LossWeights, invariance_loss, kd_loss, restoration_loss
+from .config import REPO_ROOT, TrainConfig, config_from_dict
+from .data import CropBank
+from .state import load_run_state, save_run_state
+
+PHASE2_LR_FACTOR = 0.5  # phase 2 fine-tunes: a lower peak learning rate
+
+
+@dataclass
+class RunOptions:
+    """Command-line side of a run (stored in ``run.json`` so ``--resume`` needs nothing else)."""
+
+    out: str
+    steps: int | None = None
+    budget_minutes: float | None = None
+    phases: str = "both"  # both | 1 | 2
+    data: list[str] = field(default_factory=list)
+    batch: int | None = None
+    crop: int | None = None
+    init: str | None = None  # weights to start from (phase 2 alone needs a phase-1 model)
+    compile: bool = False
+    device: str = "auto"
+    stop_at: int | None = None  # stop (and save) at this step, as if interrupted
+    progress: bool = True
+
+
+class Distributed:
+    """Rank information from ``torchrun``'s environment; a no-op in a single process."""
+
+    def __init__(self) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def setup(self, device: torch.device) -> None:
+        if self.enabled and not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+    def agree(self, value: float) -> float:
+        """The largest ``value`` over all ranks (so every rank switches phase and stops together)."""
+        if not self.enabled:
+            return value
+        t = torch.tensor([value], dtype=torch.float64)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return float(t)
+
+    def close(self) -> None:
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _device(name: str, ranks: Distributed) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UnfoldLDMError("--device cuda was asked for, but this PyTorch build sees no CUDA GPU.")
+        device = torch.device("cuda", ranks.local_rank if ranks.enabled else (device.index or 0))
+        torch.cuda.set_device(device)
+    return device
+
+
+def learning_rate(progress: float, peak: float, floor: float, warmup: float) -> float:
+    """Linear warm-up over the first ``warmup`` of the phase, then cosine decay to ``floor``."""
+    if progress < warmup:
+        return peak * max(progress, 1e-3) / warmup
+    t = min(1.0, (progress - warmup) / max(1e-8, 1 - warmup))
+    return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+class Trainer:
+    """Owns the model, EMA, optimizer, data and RNGs of one run; :meth:`run` trains and exports."""
+
+    def __init__(self, cfg: TrainConfig, opts: RunOptions, resume: bool = False) -> None:
+        self.cfg, self.opts = cfg, opts
+        self.ranks = Distributed()
+        self.device = _device(opts.device, self.ranks)
+        self.ranks.setup(self.device)
+        self.out = Path(opts.out)
+        self.batch = opts.batch or cfg.data.batch
+        self.crop = opts.crop or cfg.data.crop
+        if opts.steps is None and opts.budget_minutes is None:
+            opts.steps = cfg.train.steps
+        has_prior = cfg.model.prior != "none"
+        self.phase1_share = {"both": cfg.train.phase1_fraction if has_prior else 1.0, "1": 1.0, "2": 0.0}[opts.phases]
+        if opts.phases == "2" and not has_prior:
+            raise UnfoldLDMError("Phase 2 trains the diffusion prior, but this config has 'prior: none'.")
+
+        seed = cfg.train.seed + 1000 * self.ranks.rank
+        torch.manual_seed(seed)
+        self.model = self._build_model(resume)
+        self.model.to(self.device).to(memory_format=torch.channels_last).train()
+        self.ema = torch.optim.swa_utils.AveragedModel(
+            self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.train.ema_decay), use_buffers=True
+        )
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        self.net: torch.nn.Module = self.model
+        if self.ranks.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=True)
+        if opts.compile:
+            self.net = torch.compile(self.net)
+        data = opts.data or [str((REPO_ROOT / f).resolve()) if not Path(f).is_absolute() else f for f in cfg.data.folders]
+        self.data_folders = data
+        self.bank = CropBank(data, self.crop, self.device, seed=seed)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
+        self.step, self.elapsed, self.phase, self.phase_start = 0, 0.0, (2 if opts.phases == "2" else 1), 0
+        self.phase_steps = {1: 0, 2: 0}
+        if resume:
+            self._load_state()
+
+    # ----- set-up ---------------------------------------------------------------------------
+    def _build_model(self, resume: bool) -> UnfoldLDM:
+        if self.opts.init and not resume:
+            info = read_checkpoint_info(self.opts.init)
+            if info.config != self.cfg.model:
+                raise UnfoldLDMError(
+                    f"--init {info.path.name} has config '{info.config.name}'/{info.config.task}, which differs "
+                    f"from the training config's model '{self.cfg.model.name}'/{self.cfg.model.task}."
+                )
+            if self.opts.phases == "2" and not info.provenance.get("phase1_steps"):
+                raise UnfoldLDMError(
+                    f"--init {info.path.name} has no phase-1 training in its provenance, so it has no trained "
+                    "teacher prior to distil. Run phase 1 first (--phases 1 or both)."
+                )
+            return load_checkpoint(info.path).train()
+        if self.opts.phases == "2" and not resume:
+            raise UnfoldLDMError(
+                "Phase 2 distils the phase-1 teacher prior into the diffusion prior, so it needs a phase-1 "
+                "model: pass --init RUN_DIR/model.safetensors from a phase-1 run, or use --phases both."
+            )
+        return build_model(self.cfg.model)
+
+    def _rng_state(self) -> dict[str, Tensor]:
+        return {"torch": torch.get_rng_state(), "data": self.bank.generator.get_state(), "degrade": self.generator.get_state()}
+
+    def _meta(self) -> dict:
+        return {"step": self.step, "elapsed": self.elapsed, "phase": self.phase, "phase_start": self.phase_start,
+                "phase_steps": self.phase_steps, "package_version": __version__}
+
+    def save_state(self) -> None:
+        if not self.ranks.main:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        parts = {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "rng": self._rng_state()}
+        save_run_state(self.out / "state.safetensors", parts, self.optimizer.state_dict(), self._meta())
+
+    def _load_state(self) -> None:
+        parts, optim, meta = load_run_state(self.out / "state.safetensors")
+        self.model.load_state_dict(parts["model"])
+        self.ema.load_state_dict({k: v.to(self.device) for k, v in parts["ema"].items()})
+        self.optimizer.load_state_dict(optim)
+        torch.set_rng_state(parts["rng"]["torch"])
+        self.bank.generator.set_state(parts["rng"]["data"])
+        self.generator.set_state(parts["rng"]["degrade"])
+        self.step, self.elapsed = meta["step"], meta["elapsed"]
+        self.phase, self.phase_start = meta["phase"], meta["phase_start"]
+        self.phase_steps = {int(k): v for k, v in meta["phase_steps"].items()}
+
+    # ----- schedule -------------------------------------------------------------------------
+    def _progress(self) -> float:
+        """Fraction of the whole run done (steps, or wall-clock time against the budget)."""
+        if self.opts.budget_minutes is not None:
+            return self.ranks.agree(self.elapsed / (60 * self.opts.budget_minutes))
+        return self.step / self.opts.steps
+
+    def _phase_progress(self, overall: float) -> float:
+        lo, hi = (0.0, self.phase1_share) if self.phase == 1 else (self.phase1_share, 1.0)
+        return 0.0 if hi <= lo else (overall - lo) / (hi - lo)
+
+    # ----- one step -------------------------------------------------------------------------
+    def _losses(self, clean: Tensor) -> dict[str, Tensor]:
+        w: LossWeights = self.cfg.losses
+        deg_cfg = self.cfg.degradation
+        y = degrade(clean, deg_cfg, self.generator).y.contiguous(memory_format=torch.channels_last)
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        if self.phase == 1:
+            with autocast:
+                out = self.net(y, clean, prior_mode="teacher")
+                return restoration_loss(out, clean, y, w)
+        y2 = degrade(clean, deg_cfg, self.generator).y.contiguous(memory_format=torch.channels_last)
+        cfg = self.cfg.model
+        n = clean.shape[0]
+        noise = [torch.randn(n, cfg.latent_tokens, cfg.latent_dim, device=self.device, generator=self.generator).repeat(2, 1, 1)
+                 for _ in range(cfg.stages)]
+        with autocast:
+            pair_y, pair_x = torch.cat([y, y2]), torch.cat([clean, clean])
+            out = self.net(pair_y, pair_x, prior_mode="distill", noise=noise)
+            terms = restoration_loss(out, pair_x, pair_y, w)
+            halves = [z.chunk(2) for z in out.latents]
+            terms["kd"] = kd_loss(out.latents, out.teacher_latents)
+            terms["invariance"] = invariance_loss([a for a, _ in halves], [b for _, b in halves])
+            terms["total"] = terms["total"] + w.kd * terms["kd"] + w.invariance * terms["invariance"]
+        return terms
+
+    def train_step(self, lr: float) -> dict[str, float]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        clean = self.bank.sample(self.batch).contiguous(memory_format=torch.channels_last)
+        terms = self._losses(clean)
+        self.optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+        self.optimizer.step()
+        self.ema.update_parameters(self.model)
+        return {k: float(v.detach()) for k, v in terms.items()}
+
+    # ----- the loop -------------------------------------------------------------------------
+    def run(self) -> Path | None:
+        """Train until the step count or time budget is reached (or ``stop_at``); export EMA weights."""
+        from tqdm import tqdm
+
+        tr = self.cfg.train
+        total = self.opts.steps
+        bar = tqdm(total=total, initial=self.step, disable=not (self.ranks.main and self.opts.progress),
+                   unit="step", dynamic_ncols=True)
+        log = (self.out / "log.txt").open("a") if self.ranks.main else None
+        rate_t, rate_steps = time.perf_counter(), self.step
+        try:
+            while True:
+                overall = self._progress()
+                if overall >= 1.0:
+                    break
+                if self.phase == 1 and overall >= self.phase1_share:
+                    self.phase, self.phase_start = 2, self.step
+                    if log:
+                        log.write(f"# step {self.step}: phase 2 (diffusion prior distillation) starts\n")
+                if self.opts.stop_at is not None and self.step >= self.opts.stop_at:
+                    self.save_state()
+                    return None
+                peak = tr.lr * (PHASE2_LR_FACTOR if self.phase == 2 else 1.0)
+                lr = learning_rate(self._phase_progress(overall), peak, tr.min_lr, tr.warmup_fraction)
+                start = time.perf_counter()
+                terms = self.train_step(lr)
+                if self.device.type == "cuda" and (self.step + 1) % self.cfg.log_every == 0:
+                    torch.cuda.synchronize()
+                self.step += 1
+                self.phase_steps[self.phase] += 1
+                bar.update(1)
+                if self.step % self.cfg.log_every == 0 or self.step == 1:
+                    now = time.perf_counter()
+                    speed = (self.step - rate_steps) / max(1e-9, now - rate_t)
+                    rate_t, rate_steps = now, self.step
+                    bar.set_postfix(phase=self.phase, loss=f"{terms['total']:.4f}", lr=f"{lr:.2e}", sps=f"{speed:.1f}")
+                    if log:
+                        fields = " ".join(f"{k}={v:.5f}" for k, v in terms.items())
+                        log.write(f"step={self.step} phase={self.phase} lr={lr:.3e} {fields} "
+                                  f"steps_per_s={speed:.2f} elapsed_s={self.elapsed:.1f}\n")
+                        log.flush()
+                if self.step % self.cfg.save_every == 0:
+                    self.save_state()
+                self.elapsed += time.perf_counter() - start  # logging and saving count against the budget
+        except KeyboardInterrupt:
+            self.save_state()
+            raise
+        finally:
+            bar.close()
+            if log:
+                log.close()
+        self.save_state()
+        self._check_ranks_agree()
+        return self.export()
+
+    def _check_ranks_agree(self) -> None:
+        if not self.ranks.enabled:
+            return
+        checksum = torch.stack([p.detach().double().sum() for p in self.model.parameters()]).sum().cpu().reshape(1)
+        gathered = [torch.zeros_like(checksum) for _ in range(self.ranks.world)]
+        dist.all_gather(gathered, checksum)
+        if self.ranks.main:
+            values = [float(g) for g in gathered]
+            agree = all(abs(v - values[0]) <= 1e-9 * max(1.0, abs(values[0])) for v in values)
+            with (self.out / "log.txt").open("a") as log:
+                log.write(f"# ranks={self.ranks.world} parameter checksums={values} agree={agree}\n")
+            if not agree:
+                raise UnfoldLDMError(f"Ranks disagree after training (parameter checksums {values}).")
+
+    def export(self) -> Path | None:
+        """Write the EMA weights as a shipped-format checkpoint ``RUN_DIR/model.safetensors``."""
+        if not self.ranks.main:
+            return None
+        device_name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu"
+        provenance = {
+            "config": self.cfg.name,
+            "config_yaml": self.cfg.source,
+            "steps": self.step,
+            "phase1_steps": self.phase_steps[1],
+            "phase2_steps": self.phase_steps[2],
+            "wall_time_s": round(self.elapsed, 1),
+            "device": device_name,
+            "world_size": self.ranks.world,
+            "batch": self.batch,
+            "crop": self.crop,
+            "data": [Path(f).name for f in self.data_folders],
+            "num_images": len(self.bank),
+            "torch": torch.__version__,
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
+            "init": Path(self.opts.init).name if self.opts.init else None,
+        }
+        return save_checkpoint(self.out / "model.safetensors", self.ema.module, provenance=provenance, weights="ema")
+
+
+def start_run(cfg: TrainConfig, opts: RunOptions) -> Trainer:
+    """A new run: write ``config.yaml`` and ``run.json`` into the run folder, then build the trainer."""
+    import yaml
+
+    out = Path(opts.out)
+    if (out / "state.safetensors").exists():
+        raise UnfoldLDMError(f"{out} already holds a run; resume it with --resume {out} or pick another --out.")
+    trainer = Trainer(cfg, opts)
+    if trainer.ranks.main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(cfg.source, sort_keys=False))
+        (out / "run.json").write_text(json.dumps({"name": cfg.name, **opts.__dict__}, indent=2))
+    return trainer
+
+
+def resume_run(run_dir: str | Path, device: str | None = None, stop_at: int | None = None, progress: bool = True) -> Trainer:
+    """Continue the run in ``run_dir`` exactly where its last saved state left it."""
+    import yaml
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "run.json").exists():
+        raise UnfoldLDMError(f"{run_dir}: not a run folder (no run.json). Start a run with --out first.")
+    saved = json.loads((run_dir / "run.json").read_text())
+    name = saved.pop("name")
+    cfg = config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()), Path(f"{name}.yaml"))
+    opts = RunOptions(**saved)
+    opts.out, opts.stop_at, opts.progress = str(run_dir), stop_at, progress
+    if device is not None:
+        opts.device = device
+    return Trainer(cfg, opts, resume=True)
+
+
+__all__ = ["RunOptions", "Trainer", "learning_rate", "resume_run", "start_run"]
