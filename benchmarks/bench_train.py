@@ -81,6 +81,22 @@ def measure(step, device: torch.device, warmup: int, steps: int, repeats: int) -
     return statistics.median(rates), peak
 
 
+def profile(step, device: torch.device) -> None:
+    """Print where 5 steps spend their time, by operator (device time on a GPU)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    step()
+    with torch_profile(activities=activities) as prof:
+        for _ in range(5):
+            step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(prof.key_averages().table(sort_by=sort, row_limit=25, max_name_column_width=60))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
@@ -90,6 +106,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="also measure torch.compile'd models")
+    parser.add_argument("--kinds", default="plain,phase1,phase2", help="which of plain, phase1, phase2 to run")
+    parser.add_argument("--profile", action="store_true", help="print the top operators of 5 steps of each case")
     args = parser.parse_args()
     device = torch.device(args.device)
     gpu = device.type == "cuda"
@@ -109,7 +127,7 @@ def main() -> None:
         cfg = preset(preset_name)
         cases = [("plain", lambda cfg=cfg: PlainRestormer(width=cfg.width)),
                  ("phase1", lambda cfg=cfg: build_model(cfg)), ("phase2", lambda cfg=cfg: build_model(cfg))]
-        for kind, factory in cases:
+        for kind, factory in [c for c in cases if c[0] in args.kinds.split(",")]:
             for compiled in ([False, True] if args.compile else [False]):
                 net = factory().to(device).to(memory_format=torch.channels_last).train()
                 params = sum(p.numel() for p in net.parameters()) / 1e6
@@ -122,6 +140,8 @@ def main() -> None:
                     continue
                 label = f"plain Restormer w{cfg.width}" if kind == "plain" else f"{preset_name}"
                 print(f"| {label} | {params:.2f}M | {kind} | {compiled} | {rate:.2f} | {peak:.2f} |", flush=True)
+                if args.profile:
+                    profile(make_step(target, kind, batch, crop, device, gpu), device)
                 del net, target
                 if gpu:
                     torch.cuda.empty_cache()

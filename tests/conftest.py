@@ -1,36 +1,36 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures: small random UnfoldLDM models and their checkpoints."""
 
 from __future__ import annotations
 
-
-# ---------------------------------------------------------------------------------------------
-# Shared by tests/test_checkpoint.py and tests/test_cli.py: small random UnfoldLDM models and
-# their checkpoints.
-
-import pytest as _ckpt_pytest
-import torch as _ckpt_torch
+import pytest
+import torch
 
 NANO_PROVENANCE = {"steps": 12, "device": "cpu"}
 
 
-def _make_nano(task: str = "restore", seed: int = 0, noise: float = 0.05):
+def make_nano(task: str = "restore", seed: int = 0, noise: float = 0.05):
     """A ``nano`` model with every parameter perturbed (several heads start at zero, so without the
     noise parts of the network would not influence the output), in eval mode."""
     from unfoldldm.archs import build_model
     from unfoldldm.config import preset
 
-    gen = _ckpt_torch.Generator().manual_seed(seed)
-    model = build_model(preset("nano", task=task))
-    with _ckpt_torch.no_grad():
+    return perturb(build_model(preset("nano", task=task)), seed, noise)
+
+
+def perturb(model: torch.nn.Module, seed: int = 0, noise: float = 0.05) -> torch.nn.Module:
+    """Add seeded noise to every parameter (zero-initialised heads would otherwise make parts of an
+    untrained network irrelevant to its output) and switch to eval mode."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
         for p in model.parameters():
-            p.add_(noise * _ckpt_torch.randn(p.shape, generator=gen, dtype=p.dtype))
+            p.add_(noise * torch.randn(p.shape, generator=gen, dtype=p.dtype))
     return model.eval()
 
 
-@_ckpt_pytest.fixture
+@pytest.fixture
 def make_nano_model():
     """Factory: ``make_nano_model(task="restore", seed=0, noise=0.05)`` -> perturbed nano model."""
-    return _make_nano
+    return make_nano
 
 
 def _rewrite_metadata(src, dst, edit):
@@ -45,13 +45,13 @@ def _rewrite_metadata(src, dst, edit):
     return dst
 
 
-@_ckpt_pytest.fixture
+@pytest.fixture
 def rewrite_checkpoint_metadata():
     """Factory: ``rewrite_checkpoint_metadata(src, dst, edit)`` copies a checkpoint, editing its metadata."""
     return _rewrite_metadata
 
 
-@_ckpt_pytest.fixture(scope="session")
+@pytest.fixture(scope="session")
 def nano_checkpoints(tmp_path_factory):
     """Saved nano checkpoints: ``restore``, ``sr4x`` and ``mismatched`` (a nano model's tensors whose
     metadata claims the ``small`` config). Do not modify the files."""
@@ -60,7 +60,7 @@ def nano_checkpoints(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("nano_checkpoints")
     paths = {
-        task: save_checkpoint(folder / f"{task}_nano.safetensors", _make_nano(task), provenance=NANO_PROVENANCE)
+        task: save_checkpoint(folder / f"{task}_nano.safetensors", make_nano(task), provenance=NANO_PROVENANCE)
         for task in ("restore", "sr4x")
     }
 
@@ -71,11 +71,11 @@ def nano_checkpoints(tmp_path_factory):
     return paths
 
 
-@_ckpt_pytest.fixture(scope="module")
+@pytest.fixture(scope="module")
 def torch_one_thread():
     """Run a module's tests with one torch thread: on a small, busy CPU the tiny nano models run many
     times faster that way (thread synchronisation dominates), and the results are the same."""
-    threads = _ckpt_torch.get_num_threads()
-    _ckpt_torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     yield
-    _ckpt_torch.set_num_threads(threads)
+    torch.set_num_threads(threads)

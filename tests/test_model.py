@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import perturb
 
 from unfoldldm.archs import build_model
 from unfoldldm.archs import operators as ops
@@ -11,15 +12,6 @@ from unfoldldm.archs.blocks import haar_dwt, haar_idwt
 from unfoldldm.config import PRESETS, ModelConfig, preset
 from unfoldldm.errors import CheckpointError
 from unfoldldm import losses
-
-
-def jitter(model: torch.nn.Module, amount: float = 0.02) -> torch.nn.Module:
-    """Several heads start at zero (identity stages); perturb so every weight matters."""
-    gen = torch.Generator().manual_seed(123)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(amount * torch.randn(p.shape, generator=gen))
-    return model.eval()
 
 
 @pytest.mark.parametrize("scale", [1, 2, 4])
@@ -86,7 +78,7 @@ def test_output_shapes_every_config_and_task(name, task, scale):
 )
 def test_parts_are_swappable_from_the_config(parts):
     gradient, prior, proximal = parts
-    model = jitter(build_model(preset("nano", gradient=gradient, prior=prior, proximal=proximal)))
+    model = perturb(build_model(preset("nano", gradient=gradient, prior=prior, proximal=proximal)), noise=0.02)
     assert (model.prior is None) == (prior == "none")
     with torch.inference_mode():
         out = model(torch.rand(2, 3, 32, 32))
@@ -104,7 +96,7 @@ def test_untrained_model_starts_close_to_the_gradient_step():
 
 
 def test_seed_controls_the_prior_and_nothing_else_is_random():
-    model = jitter(build_model(preset("nano")))
+    model = perturb(build_model(preset("nano")), noise=0.02)
     y = torch.rand(1, 3, 32, 32)
     with torch.inference_mode():
         a, b, c = model(y, seed=5), model(y, seed=5), model(y, seed=6)
@@ -114,7 +106,7 @@ def test_seed_controls_the_prior_and_nothing_else_is_random():
 
 
 def test_prior_strength_zero_uses_the_null_latent():
-    model = jitter(build_model(preset("nano")))
+    model = perturb(build_model(preset("nano")), noise=0.02)
     y = torch.rand(1, 3, 32, 32)
     with torch.inference_mode():
         out = model(y, strength=0.0)
@@ -122,7 +114,7 @@ def test_prior_strength_zero_uses_the_null_latent():
 
 
 def test_prior_modes_and_their_errors():
-    model = jitter(build_model(preset("nano")))
+    model = perturb(build_model(preset("nano")), noise=0.02)
     y, gt = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
     out = model(y, gt, prior_mode="distill")
     assert len(out.teacher_latents) == model.config.stages and not out.teacher_latents[0].requires_grad
@@ -137,7 +129,7 @@ def test_prior_modes_and_their_errors():
 
 
 def test_gradients_flow_through_the_whole_reverse_chain():
-    model = jitter(build_model(preset("nano")))
+    model = perturb(build_model(preset("nano")), noise=0.02)
     model.train()
     y, gt = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
     out = model(y, gt, prior_mode="distill")
@@ -149,7 +141,7 @@ def test_gradients_flow_through_the_whole_reverse_chain():
 
 
 def test_stage_cutoff_returns_the_intermediate_image():
-    model = jitter(build_model(preset("nano")))
+    model = perturb(build_model(preset("nano")), noise=0.02)
     y = torch.rand(1, 3, 32, 32)
     with torch.inference_mode():
         full = model(y)

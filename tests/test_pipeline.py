@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from conftest import perturb
 
 from unfoldldm.archs import build_model
 from unfoldldm.config import preset
@@ -14,22 +15,14 @@ from unfoldldm.pipeline import RestoreOptions, begin, degradation_step, prior_st
 from unfoldldm.tiling import tile_starts
 
 
-def jitter(model, amount=0.02):
-    gen = torch.Generator().manual_seed(123)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(amount * torch.randn(p.shape, generator=gen))
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def nano():
-    return jitter(build_model(preset("nano")))
+    return perturb(build_model(preset("nano")), noise=0.02)
 
 
 @pytest.fixture(scope="module")
 def nano_sr4():
-    return jitter(build_model(preset("nano", task="sr4x")))
+    return perturb(build_model(preset("nano", task="sr4x")), noise=0.02)
 
 
 def smooth_image(h, w, seed=0):
@@ -135,7 +128,7 @@ def test_tiny_images_and_unbatched_input(nano):
 
 
 def test_bfloat16_runs_and_stays_close_to_fp32():
-    model = jitter(build_model(preset("nano")))
+    model = perturb(build_model(preset("nano")), noise=0.02)
     img = smooth_image(48, 48)
     ref = restore(model, img).image
     low = restore(model.to(torch.bfloat16), img).image

@@ -164,3 +164,23 @@ def test_torchrun_shards_restore_over_a_folder(tmp_path, make_nano_model):
     assert names == sorted(p.name for p in (tmp_path / "two").iterdir()) and len(names) == 5
     for name in names:
         assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+
+
+def test_resume_on_another_device_type_reseeds_the_degradations(tmp_path, few_images, nano_config):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    run = tmp_path / "moved"
+    start_run(nano_config(4), _options(run, few_images, steps=4, stop_at=2)).run()
+    state = run / "state.safetensors"
+    with safe_open(str(state), framework="pt") as f:  # pretend the run was saved on a GPU
+        metadata, tensors = f.metadata(), {k: f.get_tensor(k) for k in f.keys()}
+    meta = json.loads(metadata["meta"])
+    meta["device_type"] = "cuda"
+    tensors["rng/degrade"] = torch.zeros(16, dtype=torch.uint8)  # a CUDA generator state: seed + offset
+    save_file(tensors, str(state), metadata={**metadata, "meta": json.dumps(meta)})
+    resumed = resume_run(run, progress=False)
+    assert resumed.run() is not None and resumed.step == 4
+    assert "degradation RNG re-seeded" in (run / "log.txt").read_text()

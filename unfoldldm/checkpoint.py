@@ -45,8 +45,23 @@ def _pickle_message(path: Path) -> str:
         "  python -c \"import torch; from safetensors.torch import save_file; "
         f"sd = torch.load('{path}', map_location='cpu', weights_only=True); "
         "save_file({k: v.contiguous() for k, v in sd.items()}, 'model.safetensors')\"\n"
-        "then re-save it with the model config in its metadata (see `python -m unfoldldm info --help`)."
+        "then load those tensors into the matching UnfoldLDM model and write it with "
+        "unfoldldm.save_checkpoint(path, model), which adds the config metadata this loader needs."
     )
+
+
+def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Write a safetensors file atomically: a temp file in the same folder, renamed into place."""
+    from safetensors.torch import save_file
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def save_checkpoint(
@@ -56,8 +71,6 @@ def save_checkpoint(
     weights: str = "ema",
 ) -> Path:
     """Write ``model``'s weights and config to ``path`` atomically (temp file + rename)."""
-    from safetensors.torch import save_file
-
     path = Path(path)
     if path.suffix != ".safetensors":
         raise CheckpointError(f"{path.name}: checkpoints must be saved with the '.safetensors' suffix.")
@@ -74,14 +87,7 @@ def save_checkpoint(
         "provenance": json.dumps(provenance or {}, sort_keys=True, default=str),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_safetensors(path, tensors, metadata)
     return path
 
 

@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 
+from .argtypes import positive_int
 from .errors import UnfoldLDMError
 
 EPILOG = """examples:
@@ -24,13 +25,6 @@ SUBCOMMANDS = [
     ("train", ".training.cli", "train a model (two phases; CPU, GPU or torchrun multi-GPU)"),
     ("eval", ".evaluation.cli", "evaluate models on standard test sets against baselines"),
 ]
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,17 +47,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--task", default="restore", choices=["restore", "sr4x"],
                    help="restore: same size out; sr4x: 4x super-resolution (picks the matching default weights)")
     r.add_argument("--model", default=None, help="model name or .safetensors path (default: the task's bundled weights)")
-    r.add_argument("--stages", type=_positive, default=None, help="stop after this many stages (faster, less refined)")
+    r.add_argument("--stages", type=positive_int, default=None, help="stop after this many stages (faster, less refined)")
     r.add_argument("--tile", type=int, default=512, help="tile size in output pixels; 0 restores the whole image at once")
     r.add_argument("--overlap", type=int, default=32, help="tile overlap in output pixels")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     r.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     r.add_argument("--seed", type=int, default=0, help="seed of the diffusion prior (same seed, same output)")
-    r.add_argument("--prior-steps", type=_positive, default=None, help="reverse diffusion steps (default: the model's)")
+    r.add_argument("--prior-steps", type=positive_int, default=None, help="reverse diffusion steps (default: the model's)")
     r.add_argument("--prior-strength", type=float, default=1.0, help="0 disables the learned prior, 1 as trained")
     r.add_argument("--save-estimates", action="store_true",
                    help="also write the estimated blur kernel (NAME_kernel.png) and noise map (NAME_noise.png)")
-    r.add_argument("--max-pixels", type=_positive, default=None, help="refuse inputs with more pixels than this")
+    r.add_argument("--max-pixels", type=positive_int, default=None, help="refuse inputs with more pixels than this")
     r.add_argument("--overwrite", action="store_true", help="replace existing output files (inputs included)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -105,7 +99,13 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .api import load_model
-    from .imageio import DEFAULT_MAX_PIXELS, Picture, expand_inputs, load_image, save_image
+    from .imageio import (
+        DEFAULT_MAX_PIXELS,
+        Picture,
+        expand_inputs,
+        load_image,
+        save_image,
+    )
     from .pipeline import RestoreOptions, restore
     from .visualize import kernel_to_image, noise_map_to_image
 
@@ -203,6 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; no partial files were left behind", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        sys.stdout = open(os.devnull, "w")
+        return 0
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .blocks import LayerNorm2d
+
 __all__ = ["PlainRestormer"]
 
 
@@ -28,23 +30,6 @@ def _conv1x1(cin: int, cout: int) -> nn.Conv2d:
 
 def _conv3x3(cin: int, cout: int, groups: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel_size=3, padding=1, groups=groups, bias=False)
-
-
-class ChannelLayerNorm(nn.Module):
-    """LayerNorm over the channel axis of a (B, C, H, W) tensor, with a learned scale and bias."""
-
-    def __init__(self, channels: int, eps: float = 1e-5) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(channels))
-        self.bias = nn.Parameter(torch.zeros(channels))
-        self.eps = eps
-
-    def forward(self, x: Tensor) -> Tensor:
-        mean = x.mean(dim=1, keepdim=True)
-        centred = x - mean
-        var = centred.pow(2).mean(dim=1, keepdim=True)
-        y = centred * torch.rsqrt(var + self.eps)
-        return y * self.weight[:, None, None] + self.bias[:, None, None]
 
 
 class TransposedAttention(nn.Module):
@@ -96,9 +81,9 @@ class RestormerBlock(nn.Module):
 
     def __init__(self, channels: int, heads: int, ffn_expansion: float) -> None:
         super().__init__()
-        self.norm_attn = ChannelLayerNorm(channels)
+        self.norm_attn = LayerNorm2d(channels)
         self.attn = TransposedAttention(channels, heads)
-        self.norm_ffn = ChannelLayerNorm(channels)
+        self.norm_ffn = LayerNorm2d(channels)
         self.ffn = GatedDconvFFN(channels, ffn_expansion)
 
     def forward(self, x: Tensor) -> Tensor:

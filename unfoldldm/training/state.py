@@ -7,13 +7,12 @@ run folder can be resumed on another machine or device type.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
+from ..checkpoint import write_safetensors
 from ..errors import CheckpointError
 
 
@@ -41,20 +40,11 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict[str, Any]) -> di
 
 def save_run_state(path: Path, parts: dict[str, dict[str, Tensor]], optimizer: dict, meta: dict[str, Any]) -> None:
     """Write ``parts`` (prefix -> state dict), the optimizer state and ``meta`` atomically."""
-    from safetensors.torch import save_file
-
     tensors = {f"{prefix}/{k}": v.detach().cpu().contiguous() for prefix, sd in parts.items() for k, v in sd.items()}
     optim_tensors, optim_meta = _flatten_optimizer(optimizer)
     tensors.update(optim_tensors)
     metadata = {"meta": json.dumps(meta), "optimizer": json.dumps(optim_meta)}
-    fd, tmp = tempfile.mkstemp(prefix=".state.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    write_safetensors(path, tensors, metadata)
 
 
 def load_run_state(path: Path) -> tuple[dict[str, dict[str, Tensor]], dict, dict[str, Any]]:

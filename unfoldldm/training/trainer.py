@@ -168,7 +168,7 @@ class Trainer:
 
     def _meta(self) -> dict:
         return {"step": self.step, "elapsed": self.elapsed, "phase": self.phase, "phase_start": self.phase_start,
-                "phase_steps": self.phase_steps, "package_version": __version__}
+                "phase_steps": self.phase_steps, "package_version": __version__, "device_type": self.device.type}
 
     def save_state(self) -> None:
         if not self.ranks.main:
@@ -184,8 +184,15 @@ class Trainer:
         self.optimizer.load_state_dict(optim)
         torch.set_rng_state(parts["rng"]["torch"])
         self.bank.generator.set_state(parts["rng"]["data"])
-        self.generator.set_state(parts["rng"]["degrade"])
         self.step, self.elapsed = meta["step"], meta["elapsed"]
+        if meta.get("device_type", self.device.type) == self.device.type:
+            self.generator.set_state(parts["rng"]["degrade"])
+        else:
+            # CPU and CUDA generators keep incompatible states: continue with a fresh, still seeded stream.
+            self.generator.manual_seed(self.cfg.train.seed + 1 + 7919 * self.step)
+            if self.ranks.main:
+                with (self.out / "log.txt").open("a") as log:
+                    log.write(f"# resumed on {self.device.type} (was {meta['device_type']}): degradation RNG re-seeded\n")
         self.phase, self.phase_start = meta["phase"], meta["phase_start"]
         self.phase_steps = {int(k): v for k, v in meta["phase_steps"].items()}
 
