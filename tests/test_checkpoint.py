@@ -13,7 +13,13 @@ import safetensors.torch
 import torch
 
 import unfoldldm
-from unfoldldm.checkpoint import FORMAT_NAME, FORMAT_VERSION, load_checkpoint, read_checkpoint_info, save_checkpoint
+from unfoldldm.checkpoint import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    load_checkpoint,
+    read_checkpoint_info,
+    save_checkpoint,
+)
 from unfoldldm.config import preset
 from unfoldldm.errors import CheckpointError, UnfoldLDMError
 from unfoldldm.pipeline import RestoreOptions, restore

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import perturb
+from model_helpers import perturb
 
+from unfoldldm import losses
 from unfoldldm.archs import build_model
 from unfoldldm.archs import operators as ops
 from unfoldldm.archs.blocks import haar_dwt, haar_idwt
 from unfoldldm.config import PRESETS, ModelConfig, preset
 from unfoldldm.errors import CheckpointError
-from unfoldldm import losses
 
 
 @pytest.mark.parametrize("scale", [1, 2, 4])

@@ -6,12 +6,19 @@ import math
 
 import pytest
 import torch
-from conftest import perturb
+from model_helpers import perturb
 
 from unfoldldm.archs import build_model
 from unfoldldm.config import preset
 from unfoldldm.errors import InputImageError, RestorationInterrupted, UnfoldLDMError
-from unfoldldm.pipeline import RestoreOptions, begin, degradation_step, prior_step, refine_step, restore
+from unfoldldm.pipeline import (
+    RestoreOptions,
+    begin,
+    degradation_step,
+    prior_step,
+    refine_step,
+    restore,
+)
 from unfoldldm.tiling import tile_starts
 
 

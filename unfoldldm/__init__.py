@@ -12,15 +12,15 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _LAZY = {
-    "load_model": "unfoldldm.api",
-    "restore": "unfoldldm.pipeline",
-    "RestoreOptions": "unfoldldm.pipeline",
-    "RestoreResult": "unfoldldm.pipeline",
-    "ModelConfig": "unfoldldm.config",
-    "preset": "unfoldldm.config",
-    "save_checkpoint": "unfoldldm.checkpoint",
-    "load_checkpoint": "unfoldldm.checkpoint",
-    "UnfoldLDMError": "unfoldldm.errors",
+    "load_model": ".api",
+    "restore": ".pipeline",
+    "RestoreOptions": ".pipeline",
+    "RestoreResult": ".pipeline",
+    "ModelConfig": ".config",
+    "preset": ".config",
+    "save_checkpoint": ".checkpoint",
+    "load_checkpoint": ".checkpoint",
+    "UnfoldLDMError": ".errors",
 }
 
 
@@ -28,7 +28,7 @@ def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)  # relative: the package may be nested
     raise AttributeError(f"module 'unfoldldm' has no attribute {name!r}")
 
 

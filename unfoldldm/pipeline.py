@@ -163,7 +163,8 @@ def _with_oom_retry(run: Callable[[int | None], StageState], tile: int | None, s
             tile = max(MIN_TILE, current // 2 // TILE_ALIGN * TILE_ALIGN)
 
 
-def _split_channels(image: Tensor) -> tuple[Tensor, Tensor | None]:
+def split_channels(image: Tensor) -> tuple[Tensor, Tensor | None]:
+    """(B, C, H, W) with C in 1-4 -> an RGB view and the alpha plane (or None)."""
     c = image.shape[1]
     if c == 1:
         return image.expand(-1, 3, -1, -1), None
@@ -174,7 +175,8 @@ def _split_channels(image: Tensor) -> tuple[Tensor, Tensor | None]:
     return image[:, :3], image[:, 3:]
 
 
-def _merge_channels(rgb: Tensor, alpha: Tensor | None, channels: int, scale: int) -> Tensor:
+def merge_channels(rgb: Tensor, alpha: Tensor | None, channels: int, scale: int) -> Tensor:
+    """Inverse of :func:`split_channels` for a result ``scale`` times larger (alpha is upscaled)."""
     out = rgb.mean(dim=1, keepdim=True) if channels in (1, 2) else rgb
     if alpha is None:
         return out
@@ -208,7 +210,7 @@ def restore(
     if not 1 <= n_stages <= model.config.stages:
         raise UnfoldLDMError(f"stages must be between 1 and {model.config.stages} for this model, got {n_stages}.")
     device = image.device
-    rgb, alpha = _split_channels(image.float())
+    rgb, alpha = split_channels(image.float())
     tile, overlap = _normalise_tile(opts.tile, opts.overlap)
     state = begin(model, rgb)
     side = max(state.x.shape[-2:])
@@ -219,7 +221,7 @@ def restore(
         state = prior_step(model, state, opts.prior_steps, opts.seed, opts.prior_strength)
         ticker.tick()
         state, tile = _with_oom_retry(lambda t, s=state: refine_step(model, s, t, overlap, ticker.tick), tile, side)
-    out = _merge_channels(state.image().float().clamp(0, 1).contiguous(), alpha, image.shape[1], model.scale)
+    out = merge_channels(state.image().float().clamp(0, 1).contiguous(), alpha, image.shape[1], model.scale)
     deg = state.degradation
     kernel = deg.kernel_image() if deg is not None else None
     noise_map = state.noise_map

@@ -1,8 +1,8 @@
 """Architectures: the UnfoldLDM framework and the parts it is assembled from."""
 
+from ..config import ModelConfig
 from .mgda import Degradation
 from .unfolding import GRADIENT_STEPS, PROXIMALS, StageState, UnfoldLDM, UnfoldOutput
-from ..config import ModelConfig
 
 
 def build_model(config: ModelConfig) -> UnfoldLDM:

@@ -145,7 +145,6 @@ def evaluate(args: argparse.Namespace, command: str) -> EvalReport:
 
     from ..api import pick_device
     from ..pipeline import RestoreOptions
-
     from .cli import parse_sigmas
 
     notes: list[str] = []

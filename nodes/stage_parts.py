@@ -1,0 +1,145 @@
+"""One node per stage part: MGDA -> DR-LDM -> OCFormer -> MGDA -> ... reproduces UnfoldLDM Restore."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .bridge import (
+    MAX_PIXELS,
+    MODEL_TYPE,
+    STATE_TYPE,
+    LoadedModel,
+    Progress,
+    tile_or_none,
+    to_bchw,
+    to_comfy,
+)
+from .preview import save_previews
+
+TILE = ("INT", {"default": 512, "min": 0, "max": 8192, "step": 16, "tooltip": "tile side in output pixels; 0 = whole image"})
+OVERLAP = ("INT", {"default": 32, "min": 0, "max": 512, "step": 16})
+
+
+@dataclass
+class ChainState:
+    """The socket value of UNFOLDLDM_STATE: the model, the core's stage state and the input's layout."""
+
+    loaded: LoadedModel
+    stage: Any  # unfoldldm.archs.StageState
+    alpha: torch.Tensor | None
+    channels: int
+
+
+def _start(loaded: LoadedModel, image: torch.Tensor) -> ChainState:
+    from ..unfoldldm.imageio import check_image_tensor
+    from ..unfoldldm.pipeline import begin, split_channels
+
+    bchw = to_bchw(image)
+    check_image_tensor(bchw, "input image", max_pixels=MAX_PIXELS)
+    rgb, alpha = split_channels(bchw.float())
+    return ChainState(loaded=loaded, stage=begin(loaded.model, rgb), alpha=alpha, channels=bchw.shape[1])
+
+
+class UnfoldLDMDegradationEstimate:
+    """MGDA: estimates the blur kernel and noise map, then takes the degradation-aware gradient step."""
+
+    CATEGORY = "UnfoldLDM"
+    RETURN_TYPES = (STATE_TYPE, "IMAGE", "MASK")
+    RETURN_NAMES = ("state", "kernel", "noise_map")
+    FUNCTION = "run"
+    DESCRIPTION = "Stage part 1: what the model thinks is wrong with the picture (kernel, noise), and a gradient step."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {"model": (MODEL_TYPE,), "tile_size": TILE, "overlap": OVERLAP},
+            "optional": {
+                "image": ("IMAGE", {"tooltip": "the degraded image (first stage)"}),
+                "state": (STATE_TYPE, {"tooltip": "the state of the previous stage's Refine node"}),
+            },
+        }
+
+    def run(self, model: LoadedModel, tile_size: int, overlap: int, image=None, state: ChainState | None = None):
+        from ..unfoldldm.errors import UnfoldLDMError
+        from ..unfoldldm.pipeline import degradation_step
+        from ..unfoldldm.visualize import kernel_to_image, noise_map_to_image
+
+        tile = tile_or_none(tile_size)
+        model.to_device((tile or 1024) ** 2)
+        if state is None:
+            if image is None:
+                raise UnfoldLDMError("Connect an image (first stage) or the state of a previous Refine node.")
+            state = _start(model, image)
+        stages = state.loaded.model.config.stages
+        if state.stage.stage >= stages:
+            raise UnfoldLDMError(f"All {stages} stages of this model have run; the chain cannot go on.")
+        progress = Progress()
+        stage = degradation_step(state.loaded.model, state.stage, tile, overlap, progress.tick)
+        kernel = stage.degradation.kernel_image()
+        kernel_img = kernel_to_image(kernel) if kernel is not None else torch.zeros(1, 3, 64, 64)
+        noise = stage.noise_map if stage.noise_map is not None else torch.zeros_like(stage.y[:, :1])
+        noise = noise_map_to_image(noise)[..., : state.stage.out_size[0] // state.loaded.model.scale,
+                                          : state.stage.out_size[1] // state.loaded.model.scale]
+        return {
+            "ui": {"images": save_previews(kernel_img, "unfoldldm_kernel")},
+            "result": (dataclasses.replace(state, stage=stage), to_comfy(kernel_img), noise[:, 0].float().cpu()),
+        }
+
+
+class UnfoldLDMDiffusionPrior:
+    """DR-LDM: the compact latent diffusion prior of this stage (seeded reverse diffusion)."""
+
+    CATEGORY = "UnfoldLDM"
+    RETURN_TYPES = (STATE_TYPE,)
+    RETURN_NAMES = ("state",)
+    FUNCTION = "run"
+    DESCRIPTION = "Stage part 2: the diffusion prior. Same seed, same output; strength 0 turns it off."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "state": (STATE_TYPE,),
+                "steps": ("INT", {"default": 4, "min": 1, "max": 50, "tooltip": "reverse diffusion steps"}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFF}),
+                "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05}),
+            }
+        }
+
+    def run(self, state: ChainState, steps: int, seed: int, strength: float):
+        from ..unfoldldm.pipeline import prior_step
+
+        state.loaded.to_device(0)
+        Progress.should_stop()
+        stage = prior_step(state.loaded.model, state.stage, steps, seed, strength)
+        return (dataclasses.replace(state, stage=stage),)
+
+
+class UnfoldLDMRefine:
+    """OCFormer: the prior-guided transformer that restores detail; outputs the stage's image."""
+
+    CATEGORY = "UnfoldLDM"
+    RETURN_TYPES = ("IMAGE", STATE_TYPE)
+    RETURN_NAMES = ("image", "state")
+    FUNCTION = "run"
+    DESCRIPTION = "Stage part 3: refinement. Its image is a finished restoration after this many stages."
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {"state": (STATE_TYPE,), "tile_size": TILE, "overlap": OVERLAP}}
+
+    def run(self, state: ChainState, tile_size: int, overlap: int):
+        from ..unfoldldm.pipeline import merge_channels, refine_step
+
+        tile = tile_or_none(tile_size)
+        state.loaded.to_device((tile or 1024) ** 2)
+        progress = Progress()
+        stage = refine_step(state.loaded.model, state.stage, tile, overlap, progress.tick)
+        rgb = stage.image().float().clamp(0, 1)
+        alpha = None if state.alpha is None else state.alpha.to(rgb.device)
+        image = merge_channels(rgb, alpha, state.channels, state.loaded.model.scale)
+        return (to_comfy(image), dataclasses.replace(state, stage=stage))
