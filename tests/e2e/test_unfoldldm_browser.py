@@ -1,0 +1,53 @@
+"""The node pack in ComfyUI's real web page: workflow loads, extension runs, comparison appears."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TRAINED = REPO / "tests" / "fixtures" / "restore_small_h200_2min.safetensors"
+
+
+def _our_errors(errors: list[str]) -> list[str]:
+    """Console errors caused by the pack. The frontend also tries to look our node types up in the
+    online node registry, which the page's Content Security Policy blocks offline: not ours."""
+    return [e for e in errors if ("unfoldldm" in e.lower() or e.startswith("pageerror"))
+            and "Content Security Policy" not in e and "api.comfy.org" not in e]
+
+
+def test_simple_workflow_in_the_browser(comfy, browser_page, artifacts_dir):
+    comfy.models_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(TRAINED, comfy.models_dir / "restore_browser.safetensors")
+    image = comfy.upload_image(REPO / "samples" / "astronaut_noisy.png")
+    workflow = json.loads((REPO / "workflows" / "unfoldldm_simple_restore.json").read_text())
+    for node in workflow["nodes"]:
+        if node["type"] == "UnfoldLDMModelLoader":
+            node["widgets_values"] = ["restore_browser.safetensors"]
+        if node["type"] == "LoadImage":
+            node["widgets_values"][0] = image
+
+    page = browser_page
+    scripts = []
+    page.on("response", lambda r: "/extensions/unfoldldm/" in r.url and scripts.append((r.url, r.status)))
+    page.goto(comfy.url)
+    page.wait_for_function("() => window.app && window.app.graph && window.app.extensions?.length > 0")
+    # Our extension must not disturb the default graph (which has none of our nodes).
+    assert not _our_errors(page.console_errors), page.console_errors
+    assert any(url.endswith("unfoldldm.js") and status == 200 for url, status in scripts), scripts
+    assert page.evaluate("() => window.app.extensions.some(e => e.name === 'UnfoldLDM.Compare')")
+
+    page.evaluate("async (wf) => { await window.app.loadGraphData(wf); }", workflow)
+    types = page.evaluate("() => window.app.graph._nodes.map(n => n.type)")
+    assert {"UnfoldLDMModelLoader", "UnfoldLDMRestore", "LoadImage", "SaveImage"} <= set(types), types
+
+    page.evaluate("async () => { await window.app.queuePrompt(0, 1); }")
+    page.wait_for_function(
+        "() => { const img = document.querySelector('.unfoldldm-compare img[alt=restored]');"
+        " return img && img.complete && img.naturalWidth > 0; }",
+        timeout=240_000,
+    )
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(artifacts_dir / "comfyui_simple_restore.png"))
+    assert not _our_errors(page.console_errors), page.console_errors
