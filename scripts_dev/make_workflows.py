@@ -82,7 +82,7 @@ class Graph:
                 links = [lk[0] for lk in self.links if lk[1] == node["id"] and lk[2] == slot]
                 outputs.append({"name": name, "type": kind, "links": links, "slot_index": slot})
             entry = {
-                "id": node["id"], "type": node["type"], "pos": list(node["pos"]), "size": [320, 130],
+                "id": node["id"], "type": node["type"], "pos": list(node["pos"]), "size": [320, 150],
                 "flags": {}, "order": order, "mode": 0, "inputs": inputs, "outputs": outputs,
                 "properties": {"Node name for S&R": node["type"]}, "widgets_values": node["values"],
             }
@@ -110,9 +110,9 @@ def simple_restore() -> Graph:
     g = Graph()
     image = g.add("LoadImage", ["example.png", "image"], (0, 0))
     model = g.add("UnfoldLDMModelLoader", [RESTORE_MODEL], (0, 360))
-    restore = g.add("UnfoldLDMRestore", [0, 4, 0, "fixed", 1.0, 512, 32], (380, 0))
-    save = g.add("SaveImage", ["UnfoldLDM"], (760, 0))
-    kernel = g.add("PreviewImage", [], (760, 360), title="MGDA kernel estimate")
+    restore = g.add("UnfoldLDMRestore", [0, 4, 0, "fixed", 1.0, 512, 32], (360, 0))
+    save = g.add("SaveImage", ["UnfoldLDM"], (720, 0))
+    kernel = g.add("PreviewImage", [], (720, 360), title="MGDA kernel estimate")
     g.link(image, "IMAGE", restore, "image")
     g.link(model, "model", restore, "model")
     g.link(restore, "image", save, "images")
@@ -126,11 +126,11 @@ def per_stage_chain(stages: int = 3) -> Graph:
     model = g.add("UnfoldLDMModelLoader", [RESTORE_MODEL], (0, 360))
     state_src = None
     refine = None
-    for k in range(stages):
-        x = 380 + 1140 * k
-        mgda = g.add("UnfoldLDMDegradationEstimate", [512, 32], (x, 0), title=f"Stage {k + 1}: MGDA")
-        prior = g.add("UnfoldLDMDiffusionPrior", [4, 0, "fixed", 1.0], (x + 380, 0), title=f"Stage {k + 1}: DR-LDM")
-        refine = g.add("UnfoldLDMRefine", [512, 32], (x + 760, 0), title=f"Stage {k + 1}: OCFormer")
+    for k in range(stages):  # one row per stage
+        y = 200 * k
+        mgda = g.add("UnfoldLDMDegradationEstimate", [512, 32], (360, y), title=f"Stage {k + 1}: MGDA")
+        prior = g.add("UnfoldLDMDiffusionPrior", [4, 0, "fixed", 1.0], (700, y), title=f"Stage {k + 1}: DR-LDM")
+        refine = g.add("UnfoldLDMRefine", [512, 32], (1040, y), title=f"Stage {k + 1}: OCFormer")
         g.link(model, "model", mgda, "model")
         if state_src is None:
             g.link(image, "IMAGE", mgda, "image")
@@ -139,7 +139,7 @@ def per_stage_chain(stages: int = 3) -> Graph:
         g.link(mgda, "state", prior, "state")
         g.link(prior, "state", refine, "state")
         state_src = refine
-    save = g.add("SaveImage", ["UnfoldLDM_stages"], (380 + 1140 * stages, 0))
+    save = g.add("SaveImage", ["UnfoldLDM_stages"], (1380, 200 * (stages - 1)))
     g.link(refine, "image", save, "images")
     return g
 
@@ -148,10 +148,10 @@ def restore_then_upscale() -> Graph:
     g = Graph()
     image = g.add("LoadImage", ["example.png", "image"], (0, 0))
     restore_model = g.add("UnfoldLDMModelLoader", [RESTORE_MODEL], (0, 360))
-    sr_model = g.add("UnfoldLDMModelLoader", [SR_MODEL], (380, 360))
-    restore = g.add("UnfoldLDMRestore", [0, 4, 0, "fixed", 1.0, 512, 32], (380, 0), title="Restore")
-    upscale = g.add("UnfoldLDMRestore", [0, 4, 0, "fixed", 1.0, 512, 32], (760, 0), title="Upscale x4")
-    save = g.add("SaveImage", ["UnfoldLDM_x4"], (1140, 0))
+    sr_model = g.add("UnfoldLDMModelLoader", [SR_MODEL], (360, 400))
+    restore = g.add("UnfoldLDMRestore", [0, 4, 0, "fixed", 1.0, 512, 32], (360, 0), title="Restore")
+    upscale = g.add("UnfoldLDMRestore", [0, 4, 0, "fixed", 1.0, 512, 32], (720, 0), title="Upscale x4")
+    save = g.add("SaveImage", ["UnfoldLDM_x4"], (1080, 0))
     g.link(image, "IMAGE", restore, "image")
     g.link(restore_model, "model", restore, "model")
     g.link(restore, "image", upscale, "image")
@@ -164,14 +164,14 @@ def restore_then_sd_img2img() -> Graph:
     g = Graph()
     image = g.add("LoadImage", ["example.png", "image"], (0, 0))
     model = g.add("UnfoldLDMModelLoader", [RESTORE_MODEL], (0, 360))
-    restore = g.add("UnfoldLDMRestore", [0, 4, 0, "fixed", 1.0, 512, 32], (380, 0))
-    ckpt = g.add("CheckpointLoaderSimple", ["your_sd_checkpoint.safetensors"], (380, 360), title="Your SD checkpoint")
-    positive = g.add("CLIPTextEncode", ["a sharp, detailed photograph"], (760, 360))
-    negative = g.add("CLIPTextEncode", ["blurry, noisy, jpeg artifacts"], (760, 560))
-    encode = g.add("VAEEncode", [], (760, 0))
-    sampler = g.add("KSampler", [0, "fixed", 20, 6.0, "euler", "normal", 0.3], (1140, 0), title="img2img (denoise 0.3)")
-    decode = g.add("VAEDecode", [], (1520, 0))
-    save = g.add("SaveImage", ["UnfoldLDM_sd"], (1900, 0))
+    restore = g.add("UnfoldLDMRestore", [0, 4, 0, "fixed", 1.0, 512, 32], (360, 0))
+    ckpt = g.add("CheckpointLoaderSimple", ["your_sd_checkpoint.safetensors"], (360, 400), title="Your SD checkpoint")
+    positive = g.add("CLIPTextEncode", ["a sharp, detailed photograph"], (720, 400))
+    negative = g.add("CLIPTextEncode", ["blurry, noisy, jpeg artifacts"], (720, 600))
+    encode = g.add("VAEEncode", [], (720, 0))
+    sampler = g.add("KSampler", [0, "fixed", 20, 6.0, "euler", "normal", 0.3], (1080, 0), title="img2img (denoise 0.3)")
+    decode = g.add("VAEDecode", [], (1080, 400))
+    save = g.add("SaveImage", ["UnfoldLDM_sd"], (1400, 400))
     g.link(image, "IMAGE", restore, "image")
     g.link(model, "model", restore, "model")
     g.link(restore, "image", encode, "pixels")

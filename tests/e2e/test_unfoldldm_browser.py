@@ -51,3 +51,22 @@ def test_simple_workflow_in_the_browser(comfy, browser_page, artifacts_dir):
     page.wait_for_timeout(500)
     page.screenshot(path=str(artifacts_dir / "comfyui_simple_restore.png"))
     assert not _our_errors(page.console_errors), page.console_errors
+
+    # A picture of every other shipped workflow, zoomed to fit, for the README.
+    for name in ("unfoldldm_per_stage_chain", "unfoldldm_restore_then_upscale_x4", "unfoldldm_restore_then_sd_img2img"):
+        graph = json.loads((REPO / "workflows" / f"{name}.json").read_text())
+        page.evaluate("async (wf) => { await window.app.loadGraphData(wf); }", graph)
+        page.wait_for_timeout(500)  # the editor fits the view after loading; zoom afterwards
+        page.evaluate(
+            """(wf) => {
+                const right = Math.max(...wf.nodes.map(n => n.pos[0] + 340));
+                const ds = window.app.canvas.ds;
+                ds.scale = Math.max(0.66, Math.min(1, 1150 / right));  // below ~0.6 nodes are drawn as boxes
+                ds.offset = [110, 260];  // graph units, before scaling
+                window.app.canvas.setDirty(true, true);
+            }""",
+            graph,
+        )
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(artifacts_dir / f"comfyui_{name.removeprefix('unfoldldm_')}.png"))
+    assert not _our_errors(page.console_errors), page.console_errors

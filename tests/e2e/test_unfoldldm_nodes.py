@@ -182,3 +182,12 @@ def test_soak_thirty_restores_memory_stays_flat(comfy, pack):
         rss.append(comfy.rss_mb())
     print(f"server RSS after prompt 5: {rss[4]:.0f} MB, after 30: {rss[-1]:.0f} MB")
     assert rss[-1] <= 1.2 * rss[4], rss
+
+
+def test_batches_are_restored_image_by_image(comfy, pack):
+    prompt = api_workflow("unfoldldm_simple_restore", image=pack["noisy"], **pack)
+    prompt["10"] = {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 2}}
+    prompt["3"]["inputs"]["image"] = ["10", 0]
+    entry = comfy.run(prompt)
+    outputs = [np.asarray(comfy.image(**r).convert("RGB")) for r in comfy.output_images(entry, "4")]
+    assert len(outputs) == 2 and outputs[0].shape == pack["clean"].shape
