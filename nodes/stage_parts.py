@@ -65,7 +65,7 @@ class UnfoldLDMDegradationEstimate:
 
     def run(self, model: LoadedModel, tile_size: int, overlap: int, image=None, state: ChainState | None = None):
         from ..unfoldldm.errors import UnfoldLDMError
-        from ..unfoldldm.pipeline import degradation_step
+        from ..unfoldldm.pipeline import degradation_step, with_oom_retry
         from ..unfoldldm.visualize import kernel_to_image, noise_map_to_image
 
         tile = tile_or_none(tile_size)
@@ -78,7 +78,8 @@ class UnfoldLDMDegradationEstimate:
         if state.stage.stage >= stages:
             raise UnfoldLDMError(f"All {stages} stages of this model have run; the chain cannot go on.")
         progress = Progress()
-        stage = degradation_step(state.loaded.model, state.stage, tile, overlap, progress.tick)
+        stage, _ = with_oom_retry(lambda t: degradation_step(state.loaded.model, state.stage, t, overlap, progress.tick),
+                                  tile, max(state.stage.x.shape[-2:]))
         kernel = stage.degradation.kernel_image()
         kernel_img = kernel_to_image(kernel) if kernel is not None else torch.zeros(1, 3, 64, 64)
         noise = stage.noise_map if stage.noise_map is not None else torch.zeros_like(stage.y[:, :1])
@@ -133,12 +134,13 @@ class UnfoldLDMRefine:
         return {"required": {"state": (STATE_TYPE,), "tile_size": TILE, "overlap": OVERLAP}}
 
     def run(self, state: ChainState, tile_size: int, overlap: int):
-        from ..unfoldldm.pipeline import merge_channels, refine_step
+        from ..unfoldldm.pipeline import merge_channels, refine_step, with_oom_retry
 
         tile = tile_or_none(tile_size)
         state.loaded.to_device((tile or 1024) ** 2)
         progress = Progress()
-        stage = refine_step(state.loaded.model, state.stage, tile, overlap, progress.tick)
+        stage, _ = with_oom_retry(lambda t: refine_step(state.loaded.model, state.stage, t, overlap, progress.tick),
+                                  tile, max(state.stage.x.shape[-2:]))
         rgb = stage.image().float().clamp(0, 1)
         alpha = None if state.alpha is None else state.alpha.to(rgb.device)
         image = merge_channels(rgb, alpha, state.channels, state.loaded.model.scale)

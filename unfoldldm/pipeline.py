@@ -146,7 +146,7 @@ def refine_step(
     return dataclasses.replace(state, x=x, h=h, stage=state.stage + 1, v=None, latent=None)
 
 
-def _with_oom_retry(run: Callable[[int | None], StageState], tile: int | None, side: int) -> tuple[StageState, int | None]:
+def with_oom_retry(run: Callable[[int | None], StageState], tile: int | None, side: int) -> tuple[StageState, int | None]:
     """Run ``run(tile)``; on out-of-memory halve the tile (or start tiling) and try again."""
     while True:
         try:
@@ -216,11 +216,11 @@ def restore(
     side = max(state.x.shape[-2:])
     ticker = _Ticker(n_stages * (2 * count_tiles(tuple(state.x.shape[-2:]), tile, overlap) + 1), progress, should_stop)
     for _ in range(n_stages):
-        state, tile = _with_oom_retry(lambda t, s=state: degradation_step(model, s, t, overlap, ticker.tick), tile, side)
+        state, tile = with_oom_retry(lambda t, s=state: degradation_step(model, s, t, overlap, ticker.tick), tile, side)
         ticker.check()
         state = prior_step(model, state, opts.prior_steps, opts.seed, opts.prior_strength)
         ticker.tick()
-        state, tile = _with_oom_retry(lambda t, s=state: refine_step(model, s, t, overlap, ticker.tick), tile, side)
+        state, tile = with_oom_retry(lambda t, s=state: refine_step(model, s, t, overlap, ticker.tick), tile, side)
     out = merge_channels(state.image().float().clamp(0, 1).contiguous(), alpha, image.shape[1], model.scale)
     deg = state.degradation
     kernel = deg.kernel_image() if deg is not None else None
