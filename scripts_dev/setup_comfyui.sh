@@ -96,8 +96,10 @@ pack_requirements_sha() { sha256sum "$PACK_REQS" | cut -c1-16; }
 
 install_pack_requirements() {
     # What ComfyUI-Manager does when it installs a node pack: pip install -r requirements.txt
-    # in ComfyUI's environment (torch held at ComfyUI's own). Redone when the file changes.
+    # in ComfyUI's environment (torch held at ComfyUI's own), then run the pack's install.py
+    # there (which must find everything present and touch nothing). Redone when the file changes.
     pip_quiet "$DIR/venv/bin/pip" install -q -r "$PACK_REQS" -c "$DIR/constraints-torch.txt"
+    (cd "$REPO" && "$DIR/venv/bin/python" install.py)
     pack_requirements_sha > "$DIR/.pack-requirements-sha"
 }
 
