@@ -106,15 +106,24 @@ class Graph:
         return prompt
 
 
-def simple_restore() -> Graph:
-    g = Graph()
+RESTORE_DEFAULTS = [0, 4, 0, "fixed", 1.0, 512, 32]  # stages, prior steps, seed (+control), strength, tile, overlap
+
+
+def restore_start(g: Graph, title: str | None = None) -> tuple[int, int]:
+    """Load Image + Model Loader feeding an UnfoldLDM Restore node; returns (image, restore) ids."""
     image = g.add("LoadImage", ["example.png", "image"], (0, 0))
     model = g.add("UnfoldLDMModelLoader", [RESTORE_MODEL], (0, 360))
-    restore = g.add("UnfoldLDMRestore", [0, 4, 0, "fixed", 1.0, 512, 32], (360, 0))
-    save = g.add("SaveImage", ["UnfoldLDM"], (720, 0))
-    kernel = g.add("PreviewImage", [], (720, 360), title="MGDA kernel estimate")
+    restore = g.add("UnfoldLDMRestore", list(RESTORE_DEFAULTS), (360, 0), title=title)
     g.link(image, "IMAGE", restore, "image")
     g.link(model, "model", restore, "model")
+    return image, restore
+
+
+def simple_restore() -> Graph:
+    g = Graph()
+    _, restore = restore_start(g)
+    save = g.add("SaveImage", ["UnfoldLDM"], (720, 0))
+    kernel = g.add("PreviewImage", [], (720, 360), title="MGDA kernel estimate")
     g.link(restore, "image", save, "images")
     g.link(restore, "kernel", kernel, "images")
     return g
@@ -146,14 +155,10 @@ def per_stage_chain(stages: int = 3) -> Graph:
 
 def restore_then_upscale() -> Graph:
     g = Graph()
-    image = g.add("LoadImage", ["example.png", "image"], (0, 0))
-    restore_model = g.add("UnfoldLDMModelLoader", [RESTORE_MODEL], (0, 360))
+    _, restore = restore_start(g, title="Restore")
     sr_model = g.add("UnfoldLDMModelLoader", [SR_MODEL], (360, 400))
-    restore = g.add("UnfoldLDMRestore", [0, 4, 0, "fixed", 1.0, 512, 32], (360, 0), title="Restore")
-    upscale = g.add("UnfoldLDMRestore", [0, 4, 0, "fixed", 1.0, 512, 32], (720, 0), title="Upscale x4")
+    upscale = g.add("UnfoldLDMRestore", list(RESTORE_DEFAULTS), (720, 0), title="Upscale x4")
     save = g.add("SaveImage", ["UnfoldLDM_x4"], (1080, 0))
-    g.link(image, "IMAGE", restore, "image")
-    g.link(restore_model, "model", restore, "model")
     g.link(restore, "image", upscale, "image")
     g.link(sr_model, "model", upscale, "model")
     g.link(upscale, "image", save, "images")
@@ -162,9 +167,7 @@ def restore_then_upscale() -> Graph:
 
 def restore_then_sd_img2img() -> Graph:
     g = Graph()
-    image = g.add("LoadImage", ["example.png", "image"], (0, 0))
-    model = g.add("UnfoldLDMModelLoader", [RESTORE_MODEL], (0, 360))
-    restore = g.add("UnfoldLDMRestore", [0, 4, 0, "fixed", 1.0, 512, 32], (360, 0))
+    _, restore = restore_start(g)
     ckpt = g.add("CheckpointLoaderSimple", ["your_sd_checkpoint.safetensors"], (360, 400), title="Your SD checkpoint")
     positive = g.add("CLIPTextEncode", ["a sharp, detailed photograph"], (720, 400))
     negative = g.add("CLIPTextEncode", ["blurry, noisy, jpeg artifacts"], (720, 600))
@@ -172,8 +175,6 @@ def restore_then_sd_img2img() -> Graph:
     sampler = g.add("KSampler", [0, "fixed", 20, 6.0, "euler", "normal", 0.3], (1080, 0), title="img2img (denoise 0.3)")
     decode = g.add("VAEDecode", [], (1080, 400))
     save = g.add("SaveImage", ["UnfoldLDM_sd"], (1400, 400))
-    g.link(image, "IMAGE", restore, "image")
-    g.link(model, "model", restore, "model")
     g.link(restore, "image", encode, "pixels")
     g.link(ckpt, "VAE", encode, "vae")
     g.link(ckpt, "CLIP", positive, "clip")
