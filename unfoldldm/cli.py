@@ -24,6 +24,7 @@ EPILOG = """examples:
 SUBCOMMANDS = [
     ("train", ".training.cli", "train a model (two phases; CPU, GPU or torchrun multi-GPU)"),
     ("eval", ".evaluation.cli", "evaluate models on standard test sets against baselines"),
+    ("app", ".ui.cli", "start the standalone Gradio app"),
 ]
 
 

@@ -1,0 +1,1 @@
+"""Fake ``modules`` package of an Automatic1111/Forge WebUI (see ../README.md)."""

@@ -1,0 +1,255 @@
+"""The gradio-free part of the UI: restoring one Pillow image or a folder, and finding models.
+
+Everything here raises :class:`~unfoldldm.errors.UnfoldLDMError` (with a message meant for
+people) for anything a user can get wrong, so that every front end only has to show the message.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+from PIL import Image
+
+from ..errors import CheckpointError, InputImageError, UnfoldLDMError
+from ..imageio import (
+    DEFAULT_MAX_PIXELS,
+    Picture,
+    load_image,
+    picture_from_pil,
+    picture_to_pil,
+)
+
+BUNDLED_PREFIX = "[bundled] "
+
+
+@dataclass
+class UIOptions:
+    """What the UI controls set; mirrors :class:`unfoldldm.pipeline.RestoreOptions`."""
+
+    stages: int | None = None  # None or 0: all of the model's stages
+    prior_steps: int | None = None  # None or 0: the model's own
+    seed: int = 0
+    tile: int | None = 512  # None or 0: the whole image at once
+    overlap: int = 32
+    prior_strength: float = 1.0
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_upload_bytes: int | None = None  # files larger than this are refused (None: no limit)
+
+    def restore_options(self):
+        from ..pipeline import RestoreOptions
+
+        return RestoreOptions(
+            stages=int(self.stages) if self.stages else None,
+            tile=int(self.tile) if self.tile else None,
+            overlap=int(self.overlap),
+            prior_steps=int(self.prior_steps) if self.prior_steps else None,
+            seed=int(self.seed),
+            prior_strength=float(self.prior_strength),
+            max_pixels=int(self.max_pixels),
+        )
+
+
+Progress = Callable[[int, int], None]
+
+
+def _tensor(picture: Picture) -> torch.Tensor:
+    image = picture.rgb if picture.alpha is None else torch.cat([picture.rgb, picture.alpha])
+    return image[None]
+
+
+def _restore(model, picture: Picture, options: UIOptions, progress: Progress | None,
+             should_stop: Callable[[], bool] | None):
+    from ..pipeline import restore
+
+    if not isinstance(options, UIOptions):
+        raise UnfoldLDMError(f"Expected UIOptions, got {type(options).__name__}.")
+    result = restore(model, _tensor(picture), options.restore_options(), progress, should_stop)
+    out = result.image[0]
+    restored = Picture(rgb=out[:3], alpha=out[3:] if out.shape[0] == 4 else None,
+                       mode=picture.mode, bit_depth=picture.bit_depth, source=picture.source)
+    return restored, result
+
+
+def _estimate_images(result) -> tuple[Image.Image | None, Image.Image | None]:
+    from ..visualize import kernel_to_image, noise_map_to_image
+
+    kernel = noise = None
+    if result.kernel is not None:
+        kernel = picture_to_pil(Picture(kernel_to_image(result.kernel)[0], None, "RGB", 8, "kernel"))
+    if result.noise_map is not None:
+        grey = noise_map_to_image(result.noise_map)[0].expand(3, -1, -1)
+        noise = picture_to_pil(Picture(grey, None, "L", 8, "noise map"))
+    return kernel, noise
+
+
+def check_file_size(path: str | Path, max_bytes: int | None) -> None:
+    """Refuse a file larger than ``max_bytes`` (the upload limit where Gradio cannot enforce it)."""
+    if max_bytes is None:
+        return
+    size = os.path.getsize(path)
+    if size > max_bytes:
+        raise InputImageError(
+            f"{Path(path).name}: the file is {size / 2**20:.1f} MB, more than the upload limit of "
+            f"{max_bytes / 2**20:.1f} MB. Downscale or compress it first, or start the app with a "
+            "larger --max-upload-mb."
+        )
+
+
+def restore_picture(model, pil_image, options: UIOptions | None = None, progress: Progress | None = None,
+                    should_stop: Callable[[], bool] | None = None
+                    ) -> tuple[Image.Image, Image.Image | None, Image.Image | None]:
+    """Restore one Pillow image; return (restored, kernel estimate, noise map) as 8-bit images.
+
+    The input is checked by :func:`unfoldldm.imageio.picture_from_pil` (pixel limit, corrupt data);
+    the output keeps the input's colour layout (greyscale stays greyscale, alpha is kept and
+    upscaled with the image for super-resolution models). Raises UnfoldLDMError on bad input.
+    """
+    options = options or UIOptions()
+    if pil_image is None:
+        raise InputImageError("No input image: upload or paste an image first.")
+    if not isinstance(pil_image, Image.Image):
+        raise InputImageError(f"Expected a Pillow image, got {type(pil_image).__name__}. "
+                              "Upload a PNG, JPEG, WebP, TIFF or BMP image.")
+    picture = picture_from_pil(pil_image, "input image", max_pixels=options.max_pixels)
+    restored, result = _restore(model, picture, options, progress, should_stop)
+    kernel, noise = _estimate_images(result)
+    return picture_to_pil(restored), kernel, noise
+
+
+def restore_file(model, path: str | Path, options: UIOptions | None = None, progress: Progress | None = None,
+                 should_stop: Callable[[], bool] | None = None):
+    """Like :func:`restore_picture` for an uploaded file (size limit, EXIF, clear errors)."""
+    options = options or UIOptions()
+    check_file_size(path, options.max_upload_bytes)
+    picture = load_image(path, max_pixels=options.max_pixels)
+    restored, result = _restore(model, picture, options, progress, should_stop)
+    kernel, noise = _estimate_images(result)
+    return picture_to_pil(restored), kernel, noise
+
+
+def blend(before: Image.Image | None, after: Image.Image | None, amount: float) -> Image.Image | None:
+    """Before/after comparison: ``amount`` 0 shows the input (resized to the output), 1 the output."""
+    if before is None or after is None:
+        return after
+    b = before.convert("RGBA").resize(after.size, Image.BICUBIC)
+    a = after.convert("RGBA")
+    return Image.blend(b, a, max(0.0, min(1.0, float(amount))))
+
+
+@dataclass
+class FolderReport:
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self, out_dir: str | Path) -> str:
+        lines = [f"restored {len(self.done)} image(s) into {out_dir} in {self.seconds:.1f} s"]
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} existing output(s): {', '.join(self.skipped)}")
+        lines.extend(f"error: {message}" for message in self.failed)
+        return "\n".join(lines)
+
+
+def restore_folder(model, in_dir: str | Path, out_dir: str | Path, options: UIOptions | None = None,
+                   progress: Callable[[int, int, str], None] | None = None, overwrite: bool = False,
+                   should_stop: Callable[[], bool] | None = None) -> FolderReport:
+    """Restore every image of ``in_dir`` into ``out_dir`` (same names and formats, like the CLI).
+
+    One bad file is reported in the result and the others still run; an existing output is
+    skipped unless ``overwrite``. ``progress(done, total, name)`` is called before each file.
+    """
+    from ..imageio import expand_inputs, save_image
+
+    options = options or UIOptions()
+    if not str(in_dir or "").strip():
+        raise InputImageError("Give an input folder for the batch.")
+    if not str(out_dir or "").strip():
+        raise InputImageError("Give an output folder for the batch.")
+    src_dir, dst_dir = Path(str(in_dir).strip()).expanduser(), Path(str(out_dir).strip()).expanduser()
+    if not src_dir.is_dir():
+        raise InputImageError(f"{src_dir}: no such folder. Give the folder that holds the images.")
+    inputs = expand_inputs([str(src_dir)])
+    if dst_dir.resolve() == src_dir.resolve():
+        raise InputImageError("The output folder is the input folder; pick another one so that no "
+                              "input is replaced.")
+    try:
+        dst_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputImageError(f"{dst_dir}: cannot create the output folder ({exc.strerror or exc}).") from None
+    report, start = FolderReport(), time.perf_counter()
+    for index, src in enumerate(inputs):
+        if progress is not None:
+            progress(index, len(inputs), src.name)
+        dst = dst_dir / src.name
+        if dst.exists() and not overwrite:
+            report.skipped.append(src.name)
+            continue
+        try:
+            picture = load_image(src, max_pixels=options.max_pixels)
+            restored, _ = _restore(model, picture, options, None, should_stop)
+            save_image(dst, restored, overwrite=overwrite)
+            report.done.append(src.name)
+        except UnfoldLDMError as exc:
+            if type(exc).__name__ == "RestorationInterrupted":
+                raise
+            report.failed.append(str(exc))
+    if progress is not None:
+        progress(len(inputs), len(inputs), "")
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+class ModelRegistry:
+    """Model names for a dropdown (bundled weights plus host folders) and a one-model cache.
+
+    ``names()`` re-reads the folders (so new checkpoints appear after a refresh); ``load(name,
+    device, dtype)`` keeps the last loaded model and reloads only when the choice changes.
+    """
+
+    def __init__(self, search_dirs: Iterable[str | Path] = (), extra: Iterable[str | Path] = ()) -> None:
+        self.search_dirs = [Path(d).expanduser() for d in search_dirs]
+        self.extra = [Path(p).expanduser() for p in extra]
+        self._lock = threading.Lock()
+        self._key: tuple | None = None
+        self._model = None
+
+    def paths(self) -> dict[str, Path]:
+        from ..api import WEIGHTS_DIR, list_models
+
+        found: dict[str, Path] = {}
+        for path in [*self.extra, *list_models(self.search_dirs)]:
+            bundled = path.parent.resolve() == WEIGHTS_DIR.resolve()
+            name = (BUNDLED_PREFIX if bundled else "") + path.stem
+            found.setdefault(name, path)
+        return found
+
+    def names(self) -> list[str]:
+        return list(self.paths())
+
+    def load(self, name: str, device: str | None = "auto", dtype: str | None = "auto"):
+        from ..api import load_model
+
+        if not name:
+            raise CheckpointError(
+                "No model is selected. Trained weights have not been shipped with this version yet: "
+                "put a .safetensors checkpoint (written by `python -m unfoldldm train`) into a folder "
+                "given with --model-dir, or start the app with --model PATH."
+            )
+        paths = self.paths()
+        if name not in paths:
+            raise CheckpointError(f"No model named '{name}' (known: {', '.join(paths) or 'none'}). "
+                                  "Press the refresh button next to the model list.")
+        key = (str(paths[name]), os.path.getmtime(paths[name]), device or "auto", dtype or "auto")
+        with self._lock:
+            if self._key != key:
+                self._model, self._key = None, None  # free the old one first
+                self._model = load_model(paths[name], device=device, dtype=None if dtype in (None, "auto") else dtype)
+                self._key = key
+            return self._model
