@@ -22,7 +22,6 @@ an image too large) are raised that way with a message saying what to do. The In
 from __future__ import annotations
 
 import sys
-import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]  # the extension folder: holds the `unfoldldm` package
@@ -34,10 +33,16 @@ import torch  # noqa: E402
 from modules import devices, paths, script_callbacks, scripts_postprocessing, shared  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from unfoldldm.errors import CheckpointError, RestorationInterrupted, UnfoldLDMError  # noqa: E402
+from unfoldldm.errors import RestorationInterrupted, UnfoldLDMError  # noqa: E402
 from unfoldldm.imageio import Picture, picture_from_pil, picture_to_pil  # noqa: E402
 from unfoldldm.pipeline import RestoreOptions, restore  # noqa: E402
-from unfoldldm.ui.core import ModelRegistry  # noqa: E402
+from unfoldldm.ui.core import (  # noqa: E402
+    ModelRegistry,
+    folder_registry,
+    forget_folder_registries,
+    host_device_and_dtype,
+    load_from_folder,
+)
 
 try:
     from modules.ui_components import FormRow
@@ -48,8 +53,6 @@ MODEL_FOLDER = "UnfoldLDM"
 TILE, OVERLAP = 512, 32  # as the command line: bounded memory for any image size
 MAX_STAGES = 8
 
-_registry: ModelRegistry | None = None
-_registry_lock = threading.Lock()
 
 
 def models_dir() -> Path:
@@ -58,41 +61,13 @@ def models_dir() -> Path:
 
 
 def registry() -> ModelRegistry:
-    """Model names (this folder's checkpoints and the bundled defaults) and the loaded-model cache."""
-    global _registry
-    with _registry_lock:
-        if _registry is None or _registry.search_dirs != [models_dir()]:
-            _registry = ModelRegistry([models_dir()])
-        return _registry
-
-
-def host_device() -> torch.device:
-    return torch.device(devices.device)
-
-
-def host_dtype(device: torch.device) -> torch.dtype:
-    """The WebUI's dtype (fp16 on most GPUs); fp32 on the CPU, where half precision is slow or missing."""
-    dtype = getattr(devices, "dtype", torch.float32)
-    return torch.float32 if device.type == "cpu" or not isinstance(dtype, torch.dtype) else dtype
+    """This folder's checkpoints and the bundled defaults; one cached model for the whole WebUI."""
+    return folder_registry(models_dir())
 
 
 def load(name: str):
-    """The model called ``name`` on the WebUI's device, cached: loaded again only when another
-    model (or a changed file, device or dtype) is asked for."""
-    reg = registry()
-    if not name:
-        raise CheckpointError(
-            f"No UnfoldLDM model is selected. Put a .safetensors checkpoint into {models_dir()} "
-            "(trained weights are not shipped with this version yet) and reload the UI."
-        )
-    known = reg.names()
-    if name not in known:
-        raise CheckpointError(
-            f"No UnfoldLDM model named '{name}' in {models_dir()} (found: {', '.join(known) or 'none'}). "
-            "Reload the UI after adding or renaming checkpoints."
-        )
-    device = host_device()
-    return reg.load(name, device, host_dtype(device))
+    """The model called ``name`` on the WebUI's device (cached, shared with the UnfoldLDM tab)."""
+    return load_from_folder(models_dir(), name, *host_device_and_dtype(devices))
 
 
 def restore_image(model, image: Image.Image, stages: int | None) -> Image.Image:
@@ -164,11 +139,7 @@ class UnfoldLDMPostprocessing(scripts_postprocessing.ScriptPostprocessing):
 
 def _release() -> None:
     """Before the WebUI reloads its scripts: drop the cached model (a fresh one is loaded on use)."""
-    global _registry
-    with _registry_lock:
-        _registry = None
-    if hasattr(devices, "torch_gc"):
-        devices.torch_gc()
+    forget_folder_registries()
 
 
 if hasattr(script_callbacks, "on_script_unloaded"):

@@ -20,24 +20,25 @@ import contextlib
 import functools
 import inspect
 import sys
-import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]  # the extension folder: holds the `unfoldldm` package
 if str(ROOT) not in sys.path:  # the WebUI puts it there while this file loads; other hosts may not
     sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
 from modules import devices, paths, script_callbacks, shared  # noqa: E402
 
-from unfoldldm.errors import CheckpointError  # noqa: E402
-from unfoldldm.ui.core import ModelRegistry  # noqa: E402
+from unfoldldm.ui.core import (  # noqa: E402
+    ModelRegistry,
+    folder_registry,
+    forget_folder_registries,
+    host_device_and_dtype,
+    load_from_folder,
+)
 
 MODEL_FOLDER = "UnfoldLDM"
 TAB_TITLE, TAB_ID = "UnfoldLDM", "unfoldldm"
 
-_registry: ModelRegistry | None = None
-_registry_lock = threading.Lock()
 last_ui = None  # the RestoreUI of the last tab built (components and handlers), for hosts and tests
 
 
@@ -47,32 +48,13 @@ def models_dir() -> Path:
 
 
 def registry() -> ModelRegistry:
-    global _registry
-    with _registry_lock:
-        if _registry is None or _registry.search_dirs != [models_dir()]:
-            _registry = ModelRegistry([models_dir()])
-        return _registry
-
-
-def host_device() -> torch.device:
-    return torch.device(devices.device)
-
-
-def host_dtype(device: torch.device) -> torch.dtype:
-    """The WebUI's dtype (fp16 on most GPUs); fp32 on the CPU, where half precision is slow or missing."""
-    dtype = getattr(devices, "dtype", torch.float32)
-    return torch.float32 if device.type == "cpu" or not isinstance(dtype, torch.dtype) else dtype
+    """This folder's checkpoints and the bundled defaults; one cached model for the whole WebUI."""
+    return folder_registry(models_dir())
 
 
 def load(name: str):
-    """The selected model on the WebUI's device and dtype (cached by the registry)."""
-    if not name:
-        raise CheckpointError(
-            f"No UnfoldLDM model is selected. Put a .safetensors checkpoint into {models_dir()} "
-            "(trained weights are not shipped with this version yet) and press the refresh button."
-        )
-    device = host_device()
-    return registry().load(name, device, host_dtype(device))
+    """The selected model on the WebUI's device and dtype (cached, shared with the Extras script)."""
+    return load_from_folder(models_dir(), name, *host_device_and_dtype(devices))
 
 
 def interrupted() -> bool:
@@ -147,9 +129,7 @@ def on_ui_tabs():
 
 def _release() -> None:
     """Before the WebUI reloads its scripts: drop the cached model (a fresh one is loaded on use)."""
-    global _registry
-    with _registry_lock:
-        _registry = None
+    forget_folder_registries()
 
 
 script_callbacks.on_ui_tabs(on_ui_tabs)

@@ -253,3 +253,50 @@ class ModelRegistry:
                 self._model = load_model(paths[name], device=device, dtype=None if dtype in (None, "auto") else dtype)
                 self._key = key
             return self._model
+
+
+# ----- hosts that own a model folder and the device (A1111/Forge) ------------------------------
+_folder_registries: dict[Path, ModelRegistry] = {}
+_folder_lock = threading.Lock()
+
+
+def folder_registry(folder: Path) -> ModelRegistry:
+    """The registry of a host's model folder, shared by every front end in the process, so the
+    host's tab and its post-processing script keep one cached model between them."""
+    with _folder_lock:
+        if folder not in _folder_registries:
+            _folder_registries[folder] = ModelRegistry([folder])
+        return _folder_registries[folder]
+
+
+def forget_folder_registries() -> None:
+    """Drop every cached model (e.g. before a host reloads its scripts)."""
+    with _folder_lock:
+        _folder_registries.clear()
+
+
+def load_from_folder(folder: Path, name: str, device: torch.device, dtype: torch.dtype):
+    """The model called ``name`` in a host's ``folder`` (or bundled), on the host's device and dtype."""
+    if not name:
+        raise CheckpointError(
+            f"No UnfoldLDM model is selected. Put a .safetensors checkpoint into {folder} (trained "
+            "weights are not shipped with this version yet) and refresh the model list."
+        )
+    registry = folder_registry(folder)
+    known = registry.names()
+    if name not in known:
+        raise CheckpointError(
+            f"No UnfoldLDM model named '{name}' in {folder} (found: {', '.join(known) or 'none'}). "
+            "Refresh the model list (or reload the UI) after adding or renaming checkpoints."
+        )
+    return registry.load(name, device, dtype)
+
+
+def host_device_and_dtype(devices) -> tuple[torch.device, torch.dtype]:
+    """A WebUI's ``modules.devices`` -> (device, dtype); fp32 on the CPU, where half precision is
+    slow or missing."""
+    device = torch.device(devices.device)
+    dtype = getattr(devices, "dtype", torch.float32)
+    if device.type == "cpu" or not isinstance(dtype, torch.dtype):
+        dtype = torch.float32
+    return device, dtype
