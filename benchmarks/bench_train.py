@@ -1,22 +1,26 @@
 """Training throughput: steps per second and peak memory of one optimisation step.
 
-    python benchmarks/bench_train.py                     # CPU: nano and small, batch 8 of 64x64
-    python benchmarks/bench_train.py --device cuda       # GPU: batch 32 of 128x128, bf16 autocast
-    python benchmarks/bench_train.py --device cuda --compile
+    python benchmarks/bench_train.py                                  # CPU: nano and small, batch 8 of 64x64
+    python benchmarks/bench_train.py --device cuda                    # GPU: batch 32 of 128x128, bf16 autocast
+    python benchmarks/bench_train.py --device cuda --modes eager,graphs,compile,compile+graphs
 
-Each step synthesises a degraded batch on the device (the training data path), runs the model with
-deep-supervised losses, and takes an AdamW step. Phase 1 drives the stages with the teacher prior;
-phase 2 runs the student's reverse diffusion on two degradations of the same images at once (KD +
-invariance). The plain Restormer-style network of equal width is measured in the same run as the
-baseline (DESIGN 2.7: about 6 steps/s eager at width 48 on an H200; `small` should reach 30).
+UnfoldLDM's phases are measured through the trainer itself (``Trainer.train_step``: crops from the
+on-device bank, degradations synthesised on the device, losses, AdamW, EMA), so the numbers are
+what `python -m unfoldldm train` gets. Phase 1 drives the stages with the teacher prior; phase 2
+runs the student's reverse diffusion on two degradations of the same crops at once. A plain
+Restormer-style network of equal width, trained on the same degraded batches with a Charbonnier
+loss, is the baseline measured in the same run (DESIGN 2.7).
+
+Modes: ``eager``; ``compile`` (torch.compile of the network); ``graphs`` (each step recorded
+once as a CUDA graph and replayed, `train --cuda-graphs`); ``compile+graphs``.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,60 +29,74 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from unfoldldm import losses  # noqa: E402
-from unfoldldm.archs import build_model  # noqa: E402
 from unfoldldm.archs.plain_restormer import PlainRestormer  # noqa: E402
 from unfoldldm.config import preset  # noqa: E402
 from unfoldldm.degradations import DegradationConfig, degrade  # noqa: E402
+from unfoldldm.training.config import config_from_dict  # noqa: E402
+from unfoldldm.training.trainer import RunOptions, Trainer  # noqa: E402
 
 
-def make_step(net, kind: str, batch: int, crop: int, device: torch.device, amp: bool):
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+def random_images(folder: Path, count: int, size: int) -> None:
+    """``count`` random-texture PNGs of ``size`` px: enough data for a speed test."""
+    from PIL import Image
+
+    gen = torch.Generator().manual_seed(0)
+    for i in range(count):
+        low = torch.rand(3, size // 8, size // 8, generator=gen)
+        img = torch.nn.functional.interpolate(low[None], size=(size, size), mode="bicubic")[0].clamp(0, 1)
+        Image.fromarray((img.permute(1, 2, 0) * 255).byte().numpy()).save(folder / f"{i}.png")
+
+
+def trainer_step(preset_name: str, phase: int, mode: str, data: str, batch: int, crop: int, device: str):
+    """A trainer for ``configs/restore_small.yaml`` with the model swapped for ``preset_name``."""
+    cfg = config_from_dict({"model": {"preset": preset_name, "task": "restore"}, "degradation": "restore",
+                            "data": {"folders": [data], "crop": crop, "batch": batch}}, Path(f"bench_{preset_name}.yaml"))
+    opts = RunOptions(out=tempfile.mkdtemp(prefix="bench_train_"), steps=10**9, data=[data], device=device,
+                      compile="compile" in mode, cuda_graphs="graphs" in mode, progress=False)
+    trainer = Trainer(cfg, opts)
+    trainer.phase = phase
+    params = sum(p.numel() for p in trainer.model.parameters()) / 1e6
+    return (lambda: trainer.train_step(1e-4)["total"]), params
+
+
+def plain_step(width: int, mode: str, batch: int, crop: int, device: torch.device):
+    """The baseline: a plain Restormer on the same kind of degraded batches, eager or compiled."""
+    net = PlainRestormer(width=width).to(device).to(memory_format=torch.channels_last).train()
+    target = torch.compile(net) if "compile" in mode else net
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4, foreach=True)
     clean = torch.rand(batch, 3, crop, crop, device=device)
     gen = torch.Generator(device=device).manual_seed(0)
     deg_cfg = DegradationConfig.preset("restore")
-    weights = losses.LossWeights()
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp else contextlib.nullcontext()
 
-    def step() -> float:
+    def step():
         y = degrade(clean, deg_cfg, gen).y
-        with autocast:
-            if kind == "plain":
-                loss = losses.charbonnier(net(y), clean)
-            elif kind == "phase1":
-                out = net(y, clean, prior_mode="teacher")
-                loss = losses.restoration_loss(out, clean, y, weights)["total"]
-            else:
-                y2 = degrade(clean, deg_cfg, gen).y
-                out = net(torch.cat([y, y2]), torch.cat([clean, clean]), prior_mode="distill")
-                terms = losses.restoration_loss(out, torch.cat([clean, clean]), torch.cat([y, y2]), weights)
-                halves = [z.chunk(2) for z in out.latents]
-                loss = (terms["total"] + weights.kd * losses.kd_loss(out.latents, out.teacher_latents)
-                        + weights.invariance * losses.invariance_loss([a for a, _ in halves], [b for _, b in halves]))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = losses.charbonnier(target(y), clean)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0, foreach=True)
         opt.step()
-        return loss.item()
+        return loss.detach()
 
-    return step
+    return step, sum(p.numel() for p in net.parameters()) / 1e6
 
 
-def measure(step, device: torch.device, warmup: int, steps: int, repeats: int) -> tuple[float, float]:
+def measure(step, device: torch.device, warmup: int, steps: int, repeats: int) -> tuple[float, float, float]:
+    """(median steps/s over ``repeats`` runs of ``steps`` steps, peak GPU GiB, last loss)."""
     for _ in range(warmup):
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    rates = []
+    rates, loss = [], float("nan")
     for _ in range(repeats):
         start = time.perf_counter()
         for _ in range(steps):
-            step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+            out = step()
+        loss = float(out)  # waits for the device
         rates.append(steps / (time.perf_counter() - start))
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
-    return statistics.median(rates), peak
+    return statistics.median(rates), peak, loss
 
 
 def profile(step, device: torch.device) -> None:
@@ -105,8 +123,9 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--compile", action="store_true", help="also measure torch.compile'd models")
+    parser.add_argument("--modes", default="eager", help="comma list of eager, compile, graphs, compile+graphs")
     parser.add_argument("--kinds", default="plain,phase1,phase2", help="which of plain, phase1, phase2 to run")
+    parser.add_argument("--data", help="a folder of training images (default: random textures)")
     parser.add_argument("--profile", action="store_true", help="print the top operators of 5 steps of each case")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -114,37 +133,39 @@ def main() -> None:
     batch = args.batch or (32 if gpu else 8)
     crop = args.crop or (128 if gpu else 64)
     steps = args.steps or (20 if gpu else 3)
-    if gpu:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+    data = args.data
+    if data is None:
+        data = tempfile.mkdtemp(prefix="bench_train_data_")
+        random_images(Path(data), 8, max(2 * crop, 160))
     name = torch.cuda.get_device_name() if gpu else "CPU"
     print(f"# training throughput on {name}, batch {batch} of {crop}x{crop}, torch {torch.__version__}"
           f"{', bf16 autocast' if gpu else ''}\n")
-    print("| network | params | phase | compiled | steps/s | peak GPU GiB |")
-    print("|---|---|---|---|---|---|")
+    print("| network | params | phase | mode | steps/s | peak GPU GiB | loss after |")
+    print("|---|---|---|---|---|---|---|")
     for preset_name in args.presets.split(","):
-        cfg = preset(preset_name)
-        cases = [("plain", lambda cfg=cfg: PlainRestormer(width=cfg.width)),
-                 ("phase1", lambda cfg=cfg: build_model(cfg)), ("phase2", lambda cfg=cfg: build_model(cfg))]
-        for kind, factory in [c for c in cases if c[0] in args.kinds.split(",")]:
-            for compiled in ([False, True] if args.compile else [False]):
-                net = factory().to(device).to(memory_format=torch.channels_last).train()
-                params = sum(p.numel() for p in net.parameters()) / 1e6
-                target = torch.compile(net) if compiled else net
+        width = preset(preset_name).width
+        for kind in args.kinds.split(","):
+            for mode in args.modes.split(","):
+                label = f"plain Restormer w{width}" if kind == "plain" else preset_name
+                if kind == "plain" and "graphs" in mode:
+                    continue  # the baseline is measured as a user would train it: eager or compiled
                 try:
-                    rate, peak = measure(make_step(target, kind, batch, crop, device, gpu), device,
-                                         warmup=3 if compiled else 2, steps=steps, repeats=args.repeats)
+                    if kind == "plain":
+                        step, params = plain_step(width, mode, batch, crop, device)
+                    else:
+                        step, params = trainer_step(preset_name, int(kind[-1]), mode, data, batch, crop, args.device)
+                    rate, peak, loss = measure(step, device, warmup=3 if mode != "eager" else 2, steps=steps,
+                                               repeats=args.repeats)
                 except Exception as exc:  # report and go on: one failing case should not hide the rest
-                    print(f"| {kind} w{cfg.width} | {params:.2f}M | {kind} | {compiled} | failed: {type(exc).__name__}: {str(exc)[:80]} | |")
+                    print(f"| {label} | | {kind} | {mode} | failed: {type(exc).__name__}: {str(exc)[:160]} | | |", flush=True)
                     continue
-                label = f"plain Restormer w{cfg.width}" if kind == "plain" else f"{preset_name}"
-                print(f"| {label} | {params:.2f}M | {kind} | {compiled} | {rate:.2f} | {peak:.2f} |", flush=True)
+                print(f"| {label} | {params:.2f}M | {kind} | {mode} | {rate:.2f} | {peak:.2f} | {loss:.4f} |", flush=True)
                 if args.profile:
-                    profile(make_step(target, kind, batch, crop, device, gpu), device)
-                del net, target
+                    profile(step, device)
+                del step
                 if gpu:
                     torch.cuda.empty_cache()
+                torch._dynamo.reset()
 
 
 if __name__ == "__main__":

@@ -208,3 +208,22 @@ def test_nano_overfits_one_small_batch():
         opt.step()
         history.append(loss.item())
     assert history[-1] < history[0] / 10, history[::25]
+
+
+@pytest.mark.parametrize("steps", [1, 4, 10])
+def test_ddim_schedule_reproduces_the_diffusers_step(steps):
+    """The prior's reverse chain uses Python coefficients read from diffusers' DDIM scheduler (so it
+    compiles and captures in CUDA graphs); each update must equal ``DDIMScheduler.step``."""
+    from unfoldldm.archs.drldm import ddim_schedule, make_scheduler
+
+    scheduler = make_scheduler(1000, steps)
+    schedule = ddim_schedule(1000, steps)
+    assert [t for t, _, _ in schedule] == [int(t) for t in scheduler.timesteps]
+    gen = torch.Generator().manual_seed(steps)
+    z_t = torch.randn(2, 8, 16, generator=gen)
+    for t, c0, ct in schedule:
+        z0 = torch.randn(2, 8, 16, generator=gen)
+        expected = scheduler.step(z0, t, z_t, eta=0.0).prev_sample
+        z_t = c0 * z0 + ct * z_t
+        torch.testing.assert_close(z_t, expected, rtol=1e-5, atol=1e-5)
+        z_t = expected

@@ -8,6 +8,8 @@ fixes the whole batch.
 
 from __future__ import annotations
 
+import functools
+import itertools
 from dataclasses import dataclass, replace
 
 import torch
@@ -109,9 +111,18 @@ def _uniform(n: int, bounds: tuple[float, float], generator, device) -> Tensor:
 
 def _categorical(weights: tuple[float, ...], n: int, generator, device) -> Tensor:
     """``n`` category indices drawn with the given (unnormalised) weights."""
-    cdf = torch.tensor(weights, dtype=torch.float64).cumsum(0)
-    cdf = (cdf / cdf[-1]).to(device, torch.float32)
-    return (_rand(n, generator, device)[:, None] >= cdf[None, :-1]).sum(1)
+    bounds = list(itertools.accumulate(weights))
+    u = _rand(n, generator, device) * bounds[-1]
+    index = torch.zeros(n, dtype=torch.long, device=device)
+    for bound in bounds[:-1]:  # Python numbers: no copy to the device, so no wait for it
+        index += u >= bound
+    return index
+
+
+def _needed(mask: Tensor) -> bool:
+    """Whether any sample takes a random branch. On a GPU every branch is computed for the whole
+    batch instead: asking would make the CPU wait for all queued GPU work (see training/cuda_graph.py)."""
+    return mask.device.type == "cuda" or bool(mask.any())
 
 
 def _per_sample(value: Tensor | float, x: Tensor) -> Tensor:
@@ -217,30 +228,39 @@ def add_signal_dependent_noise(
 
 # ----------------------------------------------------------------------------- JPEG
 
-_LUMA_TABLE = [
-    [16, 11, 10, 16, 24, 40, 51, 61],
-    [12, 12, 14, 19, 26, 58, 60, 55],
-    [14, 13, 16, 24, 40, 57, 69, 56],
-    [14, 17, 22, 29, 51, 87, 80, 62],
-    [18, 22, 37, 56, 68, 109, 103, 77],
-    [24, 35, 55, 64, 81, 104, 113, 92],
-    [49, 64, 78, 87, 103, 121, 120, 101],
-    [72, 92, 95, 98, 112, 100, 103, 99],
-]
-_CHROMA_TABLE = [
-    [17, 18, 24, 47, 99, 99, 99, 99],
-    [18, 21, 26, 66, 99, 99, 99, 99],
-    [24, 26, 56, 99, 99, 99, 99, 99],
-    [47, 66, 99, 99, 99, 99, 99, 99],
-] + [[99] * 8] * 4
+_LUMA_TABLE = (
+    (16, 11, 10, 16, 24, 40, 51, 61),
+    (12, 12, 14, 19, 26, 58, 60, 55),
+    (14, 13, 16, 24, 40, 57, 69, 56),
+    (14, 17, 22, 29, 51, 87, 80, 62),
+    (18, 22, 37, 56, 68, 109, 103, 77),
+    (24, 35, 55, 64, 81, 104, 113, 92),
+    (49, 64, 78, 87, 103, 121, 120, 101),
+    (72, 92, 95, 98, 112, 100, 103, 99),
+)
+_CHROMA_TABLE = (
+    (17, 18, 24, 47, 99, 99, 99, 99),
+    (18, 21, 26, 66, 99, 99, 99, 99),
+    (24, 26, 56, 99, 99, 99, 99, 99),
+    (47, 66, 99, 99, 99, 99, 99, 99),
+    (99, 99, 99, 99, 99, 99, 99, 99),
+    (99, 99, 99, 99, 99, 99, 99, 99),
+    (99, 99, 99, 99, 99, 99, 99, 99),
+    (99, 99, 99, 99, 99, 99, 99, 99),
+)
 
 
-def _quant_tables(quality: Tensor, base: list[list[int]]) -> Tensor:
+def _quant_tables(quality: Tensor, base: tuple[tuple[int, ...], ...]) -> Tensor:
     """``(B, 8, 8)`` IJG quantisation tables for per-sample quality in [1, 100]."""
     q = quality.clamp(1, 100)
     percent = torch.where(q < 50, 5000 / q, 200 - 2 * q)[:, None, None]
-    table = torch.tensor(base, device=quality.device, dtype=quality.dtype)
-    return torch.floor((table * percent + 50) / 100).clamp(1, 255)
+    return torch.floor((_table(base, quality.device, quality.dtype) * percent + 50) / 100).clamp(1, 255)
+
+
+@functools.lru_cache(maxsize=16)
+def _table(base: tuple[tuple[int, ...], ...], device: torch.device, dtype: torch.dtype) -> Tensor:
+    """A quantisation table on ``device``, made once (each copy to a GPU waits for it)."""
+    return torch.tensor(base, device=device, dtype=dtype)
 
 
 def _dct_matrix(device, dtype) -> Tensor:
@@ -319,7 +339,7 @@ def _random_downsample(x: Tensor, config: DegradationConfig, generator) -> Tenso
     out = None
     for i, name in enumerate(config.down_modes):
         chosen = (mode == i).reshape(-1, 1, 1, 1)
-        if chosen.any():
+        if _needed(chosen):
             small = downsample(x, config.scale, name)
             out = small if out is None else torch.where(chosen, small, out)
     return out
@@ -341,7 +361,7 @@ def _random_noise(x: Tensor, config: DegradationConfig, generator) -> tuple[Tens
     y = x
     for i, make in enumerate(makers):
         chosen = applied & (kind == i)
-        if chosen.any():
+        if _needed(chosen):
             y = torch.where(chosen.reshape(-1, 1, 1, 1), make(), y)
     return y, sigma
 
@@ -352,7 +372,7 @@ def _random_jpeg(x: Tensor, config: DegradationConfig, generator) -> tuple[Tenso
     applied = _rand(b, generator, dev) < config.jpeg_prob
     lo, hi = config.jpeg_quality_range
     quality = (lo + (_rand(b, generator, dev) * (hi - lo + 1)).floor()).clamp(max=hi).long() * applied
-    if applied.any():
+    if _needed(applied):
         x = torch.where(applied.reshape(-1, 1, 1, 1), jpeg_compress(x, quality.clamp(min=1)), x)
     return x, quality
 
@@ -360,7 +380,7 @@ def _random_jpeg(x: Tensor, config: DegradationConfig, generator) -> tuple[Tenso
 def _one_pass(x: Tensor, config: DegradationConfig, generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Blur, downsample, noise, JPEG; returns (y, kernel, noise sigma, JPEG quality)."""
     kernels, blurred = _random_kernels(x.shape[0], config, generator, x)
-    y = blur(x, kernels) if blurred.any() else x
+    y = blur(x, kernels) if _needed(blurred) else x
     y = _random_downsample(y, config, generator)
     y, sigma = _random_noise(y, config, generator)
     if config.clip:
@@ -404,7 +424,7 @@ def degrade(
 
     y, kernels, sigma, quality = _one_pass(x, config, generator)
     second = _rand(x.shape[0], generator, x.device) < config.second_order_prob
-    if second.any():
+    if _needed(second):
         again, *_ = _one_pass(y, _milder(config), generator)
         y = torch.where(second.reshape(-1, 1, 1, 1), again, y)
     return DegradedBatch(y, kernels, sigma, quality, config.scale, second)

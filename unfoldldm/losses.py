@@ -18,7 +18,8 @@ def charbonnier(pred: Tensor, target: Tensor, eps: float = 1e-3) -> Tensor:
 
 def deep_supervision(images: list[Tensor], target: Tensor, eps: float = 1e-3) -> Tensor:
     """Charbonnier on every stage output (anytime restoration), later stages weighted more."""
-    weights = torch.linspace(0.5, 1.0, len(images)).tolist() if len(images) > 1 else [1.0]
+    n = len(images)
+    weights = [0.5 + 0.5 * i / (n - 1) for i in range(n)] if n > 1 else [1.0]
     return sum(w * charbonnier(img, target, eps) for w, img in zip(weights, images)) / sum(weights)
 
 

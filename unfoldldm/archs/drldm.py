@@ -9,6 +9,7 @@ with gradients through the whole chain. All inputs are thumbnails, so the prior 
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 from torch import Tensor, nn
@@ -17,24 +18,42 @@ from ..config import ModelConfig
 from .blocks import sinusoidal_embedding
 
 
-@functools.lru_cache(maxsize=8)
-def _ddim_config(train_timesteps: int) -> dict:
-    return {
-        "num_train_timesteps": train_timesteps,
-        "beta_schedule": "squaredcos_cap_v2",
-        "prediction_type": "sample",  # the denoiser predicts z_0 directly
-        "clip_sample": False,
-        "set_alpha_to_one": True,
-    }
-
-
 def make_scheduler(train_timesteps: int, steps: int):
-    """A fresh diffusers DDIM scheduler set to ``steps`` reverse steps (imported lazily: diffusers is heavy)."""
+    """The diffusers DDIM scheduler set to ``steps`` reverse steps (imported lazily: diffusers is heavy)."""
     from diffusers import DDIMScheduler
 
-    scheduler = DDIMScheduler(**_ddim_config(train_timesteps))
+    scheduler = DDIMScheduler(
+        num_train_timesteps=train_timesteps,
+        beta_schedule="squaredcos_cap_v2",
+        prediction_type="sample",  # the denoiser predicts z_0 directly
+        clip_sample=False,
+        set_alpha_to_one=True,
+    )
     scheduler.set_timesteps(steps)
     return scheduler
+
+
+@functools.lru_cache(maxsize=8)
+def ddim_schedule(train_timesteps: int, steps: int) -> tuple[tuple[int, float, float], ...]:
+    """``(t, c0, ct)`` for each reverse step of the diffusers DDIM scheduler (eta 0, z_0 prediction),
+    so that its ``step`` is ``z_prev = c0 * z_0 + ct * z_t``.
+
+    The schedule is read from diffusers once, as Python numbers: the chain then has no CPU tensors or
+    Python objects in it, which keeps the forward pass traceable by ``torch.compile`` and capturable
+    in a CUDA graph. A test checks the update against ``DDIMScheduler.step``.
+    """
+    scheduler = make_scheduler(train_timesteps, steps)
+    alphas = scheduler.alphas_cumprod.double()
+    final = float(scheduler.final_alpha_cumprod)
+    out = []
+    for t in (int(t) for t in scheduler.timesteps):
+        prev = t - train_timesteps // steps
+        a_t = float(alphas[t])
+        a_prev = float(alphas[prev]) if prev >= 0 else final
+        # eps = (z_t - sqrt(a_t) z_0) / sqrt(1 - a_t);  z_prev = sqrt(a_prev) z_0 + sqrt(1 - a_prev) eps
+        ct = math.sqrt(1 - a_prev) / math.sqrt(1 - a_t)
+        out.append((t, math.sqrt(a_prev) - ct * math.sqrt(a_t), ct))
+    return tuple(out)
 
 
 class ThumbnailTokenizer(nn.Module):
@@ -100,6 +119,7 @@ class DRLDMPrior(nn.Module):
         self.condition = ThumbnailTokenizer(3, w, config.latent_tokens, config.latent_dim, config.stages)
         self.descriptor_proj = nn.Linear(config.latent_dim, config.latent_dim)
         self.denoiser = TokenDenoiser(config.latent_dim, config.denoiser_depth, config.stages)
+        self.default_schedule = ddim_schedule(self.train_timesteps, self.default_steps)
 
     def teacher_latent(self, gt_thumb: Tensor, v_thumb: Tensor, stage: int) -> Tensor:
         """Phase 1: ``z_T = E_T(x_gt, v_k)``. The teacher never sees the degradation descriptor."""
@@ -110,10 +130,11 @@ class DRLDMPrior(nn.Module):
     ) -> Tensor:
         """Phase 2 / inference: reverse diffusion from ``noise`` (B, N, C_z) to ``z_hat``; differentiable."""
         cond = self.condition(v_thumb, stage, extra=self.descriptor_proj(descriptor))
-        scheduler = make_scheduler(self.train_timesteps, steps or self.default_steps)
+        schedule = self.default_schedule if steps in (None, self.default_steps) else ddim_schedule(
+            self.train_timesteps, steps)
         z_t, z0 = noise, noise
-        for t in scheduler.timesteps:
-            t_batch = torch.full((noise.shape[0],), int(t), device=noise.device)
+        for t, c0, ct in schedule:
+            t_batch = torch.full((noise.shape[0],), t, device=noise.device)
             z0 = self.denoiser(z_t, t_batch, cond, stage)
-            z_t = scheduler.step(z0, int(t), z_t, eta=0.0).prev_sample
+            z_t = c0 * z0 + ct * z_t
         return z0

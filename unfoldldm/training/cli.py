@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--crop", type=int, help="crop size (default: the config's)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (under torchrun: one GPU per process)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model (pays off on long GPU runs)")
+    parser.add_argument("--cuda-graphs", action="store_true",
+                        help="record each training step once as a CUDA graph and replay it (one GPU, no torchrun)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (the log file is still written)")
     parser.add_argument("--stop-at", type=int, help=argparse.SUPPRESS)  # tests: stop as if interrupted
 
@@ -48,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         opts = RunOptions(
             out=args.out, steps=args.steps, budget_minutes=args.budget_minutes, phases=args.phases,
             data=args.data or [], batch=args.batch, crop=args.crop, init=args.init, compile=args.compile,
+            cuda_graphs=args.cuda_graphs,
             device=args.device, stop_at=args.stop_at, progress=not args.no_progress,
         )
         trainer = start_run(load_train_config(args.config), opts)

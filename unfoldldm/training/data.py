@@ -56,6 +56,7 @@ class CropBank:
             left = int(torch.randint(img.shape[-1] - c + 1, (1,), generator=g))
             crops.append(img[:, top : top + c, left : left + c])
         x = torch.stack(crops).float().div_(255)
-        flip, rotate = (torch.rand(2, batch, 1, 1, 1, generator=g) < 0.5).to(self.device)
+        # non_blocking: a plain copy to a GPU would also wait for all the work queued on it
+        flip, rotate = (torch.rand(2, batch, 1, 1, 1, generator=g) < 0.5).to(self.device, non_blocking=True)
         x = torch.where(flip, x.flip(-1), x)
         return torch.where(rotate, x.rot90(1, (-2, -1)), x)

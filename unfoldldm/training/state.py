@@ -25,7 +25,9 @@ def _flatten_optimizer(state: dict) -> tuple[dict[str, Tensor], dict[str, Any]]:
                 tensors[f"optim/{idx}/{key}"] = value.detach().cpu().contiguous()
             else:
                 scalars.setdefault(str(idx), {})[key] = value
-    return tensors, {"scalars": scalars, "param_groups": state["param_groups"]}
+    # A CUDA-graph run keeps its learning rate in a tensor; store the number.
+    groups = [{k: float(v) if isinstance(v, Tensor) else v for k, v in g.items()} for g in state["param_groups"]]
+    return tensors, {"scalars": scalars, "param_groups": groups}
 
 
 def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict[str, Any]) -> dict:

@@ -23,6 +23,7 @@ from ..degradations import degrade
 from ..errors import UnfoldLDMError
 from ..losses import LossWeights, invariance_loss, kd_loss, restoration_loss
 from .config import REPO_ROOT, TrainConfig, config_from_dict
+from .cuda_graph import GraphedStep
 from .data import CropBank
 from .state import load_run_state, save_run_state
 
@@ -42,6 +43,7 @@ class RunOptions:
     crop: int | None = None
     init: str | None = None  # weights to start from (phase 2 alone needs a phase-1 model)
     compile: bool = False
+    cuda_graphs: bool = False  # replay each step from a CUDA graph (GPU, single process)
     device: str = "auto"
     stop_at: int | None = None  # stop (and save) at this step, as if interrupted
     progress: bool = True
@@ -125,7 +127,16 @@ class Trainer:
         self.ema = torch.optim.swa_utils.AveragedModel(
             self.model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.train.ema_decay), use_buffers=True
         )
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+        self.ema.update_parameters(self.model)  # the first update copies; later ones are _update_ema's lerp
+        self.graphs = opts.cuda_graphs and self.device.type == "cuda" and not self.ranks.enabled
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # shapes are static
+            torch.backends.cuda.matmul.allow_tf32 = True
+        # A CUDA graph bakes in every number it was recorded with, so its learning rate is a tensor.
+        self.lr_tensor = torch.tensor(cfg.train.lr, device=self.device) if self.graphs else None
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr_tensor if self.graphs else cfg.train.lr,
+                                           weight_decay=cfg.train.weight_decay, capturable=self.graphs, foreach=True)
+        self.graphed = GraphedStep(self._update)
         self.net: torch.nn.Module = self.model
         if self.ranks.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -163,6 +174,18 @@ class Trainer:
             )
         return build_model(self.cfg.model)
 
+    def _configure_optimizer(self) -> None:
+        """After loading a state saved in the other mode: CUDA-graph steps need a tensor learning rate
+        and step counters on the GPU; eager steps take plain numbers."""
+        for group in self.optimizer.param_groups:
+            group["capturable"] = self.graphs
+            if self.graphs:
+                self.lr_tensor.fill_(float(group["lr"]))
+                group["lr"] = self.lr_tensor
+        for state in self.optimizer.state.values():
+            if "step" in state:
+                state["step"] = state["step"].to(self.device if self.graphs else "cpu", torch.float32)
+
     def _rng_state(self) -> dict[str, Tensor]:
         return {"torch": torch.get_rng_state(), "data": self.bank.generator.get_state(), "degrade": self.generator.get_state()}
 
@@ -182,6 +205,7 @@ class Trainer:
         self.model.load_state_dict(parts["model"])
         self.ema.load_state_dict({k: v.to(self.device) for k, v in parts["ema"].items()})
         self.optimizer.load_state_dict(optim)
+        self._configure_optimizer()
         torch.set_rng_state(parts["rng"]["torch"])
         self.bank.generator.set_state(parts["rng"]["data"])
         self.step, self.elapsed = meta["step"], meta["elapsed"]
@@ -190,9 +214,7 @@ class Trainer:
         else:
             # CPU and CUDA generators keep incompatible states: continue with a fresh, still seeded stream.
             self.generator.manual_seed(self.cfg.train.seed + 1 + 7919 * self.step)
-            if self.ranks.main:
-                with (self.out / "log.txt").open("a") as log:
-                    log.write(f"# resumed on {self.device.type} (was {meta['device_type']}): degradation RNG re-seeded\n")
+            self._note(f"resumed on {self.device.type} (was {meta['device_type']}): degradation RNG re-seeded")
         self.phase, self.phase_start = meta["phase"], meta["phase_start"]
         self.phase_steps = {int(k): v for k, v in meta["phase_steps"].items()}
 
@@ -208,41 +230,81 @@ class Trainer:
         return 0.0 if hi <= lo else (overall - lo) / (hi - lo)
 
     # ----- one step -------------------------------------------------------------------------
-    def _losses(self, clean: Tensor) -> dict[str, Tensor]:
-        w: LossWeights = self.cfg.losses
-        deg_cfg = self.cfg.degradation
-        y = degrade(clean, deg_cfg, self.generator).y.contiguous(memory_format=torch.channels_last)
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+    def _batch(self) -> list[Tensor]:
+        """The random part of a step: clean crops and their degradation; phase 2 adds a second
+        degradation of the same crops and the prior's starting noise (stages, 2B, N, C_z)."""
+        channels_last = torch.channels_last
+        clean = self.bank.sample(self.batch).contiguous(memory_format=channels_last)
+        y = degrade(clean, self.cfg.degradation, self.generator).y.contiguous(memory_format=channels_last)
         if self.phase == 1:
-            with autocast:
-                out = self.net(y, clean, prior_mode="teacher")
-                return restoration_loss(out, clean, y, w)
-        y2 = degrade(clean, deg_cfg, self.generator).y.contiguous(memory_format=torch.channels_last)
+            return [clean, y]
+        y2 = degrade(clean, self.cfg.degradation, self.generator).y.contiguous(memory_format=channels_last)
         cfg = self.cfg.model
-        n = clean.shape[0]
-        noise = [torch.randn(n, cfg.latent_tokens, cfg.latent_dim, device=self.device, generator=self.generator).repeat(2, 1, 1)
-                 for _ in range(cfg.stages)]
-        with autocast:
-            pair_y, pair_x = torch.cat([y, y2]), torch.cat([clean, clean])
-            out = self.net(pair_y, pair_x, prior_mode="distill", noise=noise)
-            terms = restoration_loss(out, pair_x, pair_y, w)
-            halves = [z.chunk(2) for z in out.latents]
-            terms["kd"] = kd_loss(out.latents, out.teacher_latents)
-            terms["invariance"] = invariance_loss([a for a, _ in halves], [b for _, b in halves])
-            terms["total"] = terms["total"] + w.kd * terms["kd"] + w.invariance * terms["invariance"]
-        return terms
+        noise = torch.randn(cfg.stages, clean.shape[0], cfg.latent_tokens, cfg.latent_dim, device=self.device,
+                            generator=self.generator)
+        return [clean, y, y2, noise.repeat(1, 2, 1, 1)]  # both degradations start from the same noise
 
-    def train_step(self, lr: float) -> dict[str, float]:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-        clean = self.bank.sample(self.batch).contiguous(memory_format=torch.channels_last)
-        terms = self._losses(clean)
+    def _update(self, clean: Tensor, y: Tensor, y2: Tensor | None = None, noise: Tensor | None = None) -> dict[str, Tensor]:
+        """Losses, backward, clipping, AdamW and EMA on one batch. It never waits for the GPU, so it
+        can also be recorded in a CUDA graph (:class:`GraphedStep`)."""
+        w: LossWeights = self.cfg.losses
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda",
+                                  cache_enabled=not self.graphs)
+        with autocast:
+            if y2 is None:
+                out = self.net(y, clean, prior_mode="teacher")
+                terms = restoration_loss(out, clean, y, w)
+            else:
+                pair_y, pair_x = torch.cat([y, y2]), torch.cat([clean, clean])
+                out = self.net(pair_y, pair_x, prior_mode="distill", noise=list(noise.unbind(0)))
+                terms = restoration_loss(out, pair_x, pair_y, w)
+                halves = [z.chunk(2) for z in out.latents]
+                terms["kd"] = kd_loss(out.latents, out.teacher_latents)
+                terms["invariance"] = invariance_loss([a for a, _ in halves], [b for _, b in halves])
+                terms["total"] = terms["total"] + w.kd * terms["kd"] + w.invariance * terms["invariance"]
         self.optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip, foreach=True)
         self.optimizer.step()
-        self.ema.update_parameters(self.model)
-        return {k: float(v.detach()) for k, v in terms.items()}
+        self._update_ema()
+        return {k: v.detach() for k, v in terms.items()}
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        """``AveragedModel``'s EMA update without its ``n_averaged == 0`` test, which would wait for the GPU
+        (the first update, a copy, is made in ``__init__``)."""
+        pairs = list(zip(self.ema.module.state_dict().values(), self.model.state_dict().values(), strict=True))
+        floats = [(e, m) for e, m in pairs if e.is_floating_point()]
+        torch._foreach_lerp_([e for e, _ in floats], [m for _, m in floats], 1.0 - self.cfg.train.ema_decay)
+        for e, m in pairs:
+            if not e.is_floating_point():
+                e.copy_(m)
+
+    def train_step(self, lr: float) -> dict[str, Tensor]:
+        """One optimisation step at learning rate ``lr``; returns the loss terms (still on the device)."""
+        batch = self._batch()
+        if not self.graphs:
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            return self._update(*batch)
+        if self.graphed.graph is None:
+            try:
+                # The warm-up calls of the capture see this batch several times; at lr 0 they leave the weights alone.
+                self.graphed.capture(batch, before_warmup=lambda: self.lr_tensor.fill_(0.0))
+            except RuntimeError as exc:  # a step that cannot be recorded still trains, eagerly
+                self._note(f"CUDA graph capture failed ({str(exc).splitlines()[0][:200]}); continuing without graphs")
+                self.graphs, self.graphed.graph = False, None
+                self._configure_optimizer()
+                return self.train_step(lr)
+        self.lr_tensor.fill_(lr)
+        return self.graphed(*batch)
+
+    def _note(self, text: str) -> None:
+        """A ``#`` line in the run log (main process only)."""
+        if self.ranks.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with (self.out / "log.txt").open("a") as log:
+                log.write(f"# {text}\n")
 
     # ----- the loop -------------------------------------------------------------------------
     def run(self) -> Path | None:
@@ -261,7 +323,9 @@ class Trainer:
                 if overall >= 1.0:
                     break
                 if self.phase == 1 and overall >= self.phase1_share:
+                    self.save_state()  # phase 1's work is kept whatever happens in phase 2
                     self.phase, self.phase_start = 2, self.step
+                    self.graphed.reset()
                     if log:
                         log.write(f"# step {self.step}: phase 2 (diffusion prior distillation) starts\n")
                 if self.opts.stop_at is not None and self.step >= self.opts.stop_at:
@@ -280,9 +344,10 @@ class Trainer:
                     now = time.perf_counter()
                     speed = (self.step - rate_steps) / max(1e-9, now - rate_t)
                     rate_t, rate_steps = now, self.step
-                    bar.set_postfix(phase=self.phase, loss=f"{terms['total']:.4f}", lr=f"{lr:.2e}", sps=f"{speed:.1f}")
+                    values = {k: float(v) for k, v in terms.items()}
+                    bar.set_postfix(phase=self.phase, loss=f"{values['total']:.4f}", lr=f"{lr:.2e}", sps=f"{speed:.1f}")
                     if log:
-                        fields = " ".join(f"{k}={v:.5f}" for k, v in terms.items())
+                        fields = " ".join(f"{k}={v:.5f}" for k, v in values.items())
                         log.write(f"step={self.step} phase={self.phase} lr={lr:.3e} {fields} "
                                   f"steps_per_s={speed:.2f} elapsed_s={self.elapsed:.1f}\n")
                         log.flush()
