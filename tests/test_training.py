@@ -184,3 +184,20 @@ def test_resume_on_another_device_type_reseeds_the_degradations(tmp_path, few_im
     resumed = resume_run(run, progress=False)
     assert resumed.run() is not None and resumed.step == 4
     assert "degradation RNG re-seeded" in (run / "log.txt").read_text()
+
+
+def test_ema_follows_the_student_prior_trained_in_a_short_phase_2(tmp_path, few_images, nano_config):
+    """Phase 2 trains the student prior from its initial weights; the exported EMA must follow it
+    (EMA warm-up from the phase start), not stay mostly at the initial weights as a fixed 0.999 would."""
+    cfg = nano_config(steps=30)
+    trainer = start_run(cfg, _options(tmp_path / "run", few_images, steps=30))
+    init = {k: v.clone() for k, v in trainer.model.prior.denoiser.state_dict().items()}
+    trainer.run()
+    assert trainer.phase_steps[2] >= 5
+    model = trainer.model.prior.denoiser.state_dict()
+    ema = trainer.ema.module.prior.denoiser.state_dict()
+    moved = sum((model[k] - init[k]).norm() ** 2 for k in init) ** 0.5
+    lag = sum((model[k] - ema[k]).norm() ** 2 for k in init) ** 0.5
+    assert moved > 0
+    assert lag < 0.5 * moved, f"EMA lags the student prior: {lag:.4g} vs {moved:.4g} moved since phase 2 began"
+    assert trainer._ema_weight() == pytest.approx(1 - min(cfg.train.ema_decay, (1 + trainer.phase_steps[2]) / (10 + trainer.phase_steps[2])))

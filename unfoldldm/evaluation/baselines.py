@@ -175,14 +175,19 @@ def parse_baselines(text: str, task: str) -> list[str]:
     return [k for k in known if k in keys]
 
 
-def model_method(model, label: str, short: str, index: int, options) -> Method:
-    """A row that restores with an UnfoldLDM ``model`` (``options``: RestoreOptions)."""
+def model_method(model, label: str, short: str, index: int, options, upscale: int = 1) -> Method:
+    """A row that restores with an UnfoldLDM ``model`` (``options``: RestoreOptions). With ``upscale``
+    > 1 (a restoration model in an SR table) its output is then upsampled with bicubic, and its
+    kernel estimate, made at the low resolution, is not scored."""
     from ..pipeline import restore
 
     def run(sample: Sample) -> Output:
         result = restore(model, sample.degraded[None], options)
+        image = result.image[0].float().cpu()
+        if upscale > 1:
+            return Output(bicubic_up(image, upscale))
         kernel = None if result.kernel is None else result.kernel[0].float().mean(dim=0).cpu()
-        return Output(result.image[0].float().cpu(), kernel)
+        return Output(image, kernel)
 
     return Method(f"model:{index}", label, run, short, is_model=True)
 

@@ -38,8 +38,9 @@ def _datasets(folders: list[str], limit: int | None) -> list[tuple[str, list[Pat
             for name, (path, images) in zip(names, found)]
 
 
-def _load_models(args: argparse.Namespace) -> list[tuple[str, str, object]]:
-    """(table label, short label, model) for --vs models then --model (ours, last row)."""
+def _load_models(args: argparse.Namespace) -> list[tuple[str, str, object, int]]:
+    """(table label, short label, model, bicubic upscale after it) for --vs models then --model (ours,
+    last row). In an SR table a --vs restoration model runs at the low resolution, then bicubic."""
     from ..api import load_model
 
     scale = TASK_SCALE[args.task]
@@ -48,15 +49,19 @@ def _load_models(args: argparse.Namespace) -> list[tuple[str, str, object]]:
     for spec, ours in [*((m, False) for m in args.vs), (args.model, True)]:
         model = load_model(spec, task=kind, device=args.device, dtype=None if args.dtype == "auto" else args.dtype)
         path = model.checkpoint_info.path
-        if model.scale != scale:
+        upscale = scale // model.scale
+        if model.scale != scale and (ours or model.scale != 1):
             need = "a restoration model (scale 1)" if scale == 1 else f"a x{scale} super-resolution model"
             raise CheckpointError(f"{path.name} is a '{model.config.task}' model (scale {model.scale}), but "
-                                  f"--task {args.task} needs {need}.")
+                                  f"--task {args.task} needs {need}" + ("" if scale == 1 else
+                                  " (a restoration model is accepted with --vs: it runs before bicubic)") + ".")
         if path.resolve() in paths:
             raise UnfoldLDMError(f"{path} is named twice (--model / --vs); give each model once.")
         name = path.stem if all(p.stem != path.stem for p in paths) else f"{path.parent.name}/{path.stem}"
         paths.append(path.resolve())
-        loaded.append((bl.model_label(name, model, ours), f"{name} (ours)" if ours else name, model))
+        label = bl.model_label(name, model, ours) + (f" + bicubic x{upscale}" if upscale > 1 else "")
+        short = f"{name} (ours)" if ours else name + (" + bicubic" if upscale > 1 else "")
+        loaded.append((label, short, model, upscale))
     return loaded
 
 
@@ -170,7 +175,8 @@ def evaluate(args: argparse.Namespace, command: str) -> EvalReport:
     for d_index, (dataset, paths) in enumerate(datasets):
         for setting in settings:
             methods = [bl.baseline(k, setting) for k in keys]
-            methods += [bl.model_method(m, label, short, i, options) for i, (label, short, m) in enumerate(models)]
+            methods += [bl.model_method(m, label, short, i, options, up)
+                        for i, (label, short, m, up) in enumerate(models)]
             if not tables:
                 _warm_up(methods, setting)
             tables.append(report.Table(dataset, setting.title, setting.key, [m.name for m in methods], models[-1][0]))

@@ -102,6 +102,13 @@ def learning_rate(progress: float, peak: float, floor: float, warmup: float) -> 
     return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
 
+def phase1_steps(provenance: dict | None) -> int:
+    """Phase-1 steps in a checkpoint's training history (its own and those of its --init weights)."""
+    if not provenance:
+        return 0
+    return int(provenance.get("phase1_steps") or 0) + phase1_steps(provenance.get("init_provenance"))
+
+
 class Trainer:
     """Owns the model, EMA, optimizer, data and RNGs of one run; :meth:`run` trains and exports."""
 
@@ -134,6 +141,7 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True
         # A CUDA graph bakes in every number it was recorded with, so its learning rate is a tensor.
         self.lr_tensor = torch.tensor(cfg.train.lr, device=self.device) if self.graphs else None
+        self.ema_weight_tensor = torch.tensor(0.0, device=self.device) if self.graphs else None
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr_tensor if self.graphs else cfg.train.lr,
                                            weight_decay=cfg.train.weight_decay, capturable=self.graphs, foreach=True)
         self.graphed = GraphedStep(self._update)
@@ -154,6 +162,9 @@ class Trainer:
 
     # ----- set-up ---------------------------------------------------------------------------
     def _build_model(self, resume: bool) -> UnfoldLDM:
+        self.init_provenance: dict | None = None
+        if self.opts.init and resume and Path(self.opts.init).exists():
+            self.init_provenance = read_checkpoint_info(self.opts.init).provenance
         if self.opts.init and not resume:
             info = read_checkpoint_info(self.opts.init)
             if info.config != self.cfg.model:
@@ -161,11 +172,12 @@ class Trainer:
                     f"--init {info.path.name} has config '{info.config.name}'/{info.config.task}, which differs "
                     f"from the training config's model '{self.cfg.model.name}'/{self.cfg.model.task}."
                 )
-            if self.opts.phases == "2" and not info.provenance.get("phase1_steps"):
+            if self.opts.phases == "2" and not phase1_steps(info.provenance):
                 raise UnfoldLDMError(
                     f"--init {info.path.name} has no phase-1 training in its provenance, so it has no trained "
                     "teacher prior to distil. Run phase 1 first (--phases 1 or both)."
                 )
+            self.init_provenance = info.provenance
             return load_checkpoint(info.path).train()
         if self.opts.phases == "2" and not resume:
             raise UnfoldLDMError(
@@ -269,13 +281,25 @@ class Trainer:
         self._update_ema()
         return {k: v.detach() for k, v in terms.items()}
 
+    def _ema_weight(self) -> float:
+        """The EMA's step towards the model: ``1 - min(decay, (1 + t) / (10 + t))``, t counted from the
+        start of the phase. Phase 2 trains the student prior from scratch, often for a few hundred
+        steps only: a fixed 0.999 would leave most of the exported student at its initial weights."""
+        t = self.step - self.phase_start
+        return 1.0 - min(self.cfg.train.ema_decay, (1 + t) / (10 + t))
+
     @torch.no_grad()
     def _update_ema(self) -> None:
-        """``AveragedModel``'s EMA update without its ``n_averaged == 0`` test, which would wait for the GPU
-        (the first update, a copy, is made in ``__init__``)."""
+        """``ema += w * (model - ema)``, without ``AveragedModel``'s ``n_averaged == 0`` test, which would
+        wait for the GPU (the first update, a copy, is made in ``__init__``). In a CUDA graph ``w`` is
+        a tensor refilled every step, like the learning rate."""
+        weight = self.ema_weight_tensor if self.graphs else self._ema_weight()
         pairs = list(zip(self.ema.module.state_dict().values(), self.model.state_dict().values(), strict=True))
         floats = [(e, m) for e, m in pairs if e.is_floating_point()]
-        torch._foreach_lerp_([e for e, _ in floats], [m for _, m in floats], 1.0 - self.cfg.train.ema_decay)
+        ema = [e for e, _ in floats]
+        step = torch._foreach_sub([m for _, m in floats], ema)
+        torch._foreach_mul_(step, weight)
+        torch._foreach_add_(ema, step)
         for e, m in pairs:
             if not e.is_floating_point():
                 e.copy_(m)
@@ -289,15 +313,21 @@ class Trainer:
             return self._update(*batch)
         if self.graphed.graph is None:
             try:
-                # The warm-up calls of the capture see this batch several times; at lr 0 they leave the weights alone.
-                self.graphed.capture(batch, before_warmup=lambda: self.lr_tensor.fill_(0.0))
+                # The warm-up calls of the capture see this batch several times (see _freeze_for_warmup).
+                self.graphed.capture(batch, before_warmup=self._freeze_for_warmup)
             except RuntimeError as exc:  # a step that cannot be recorded still trains, eagerly
                 self._note(f"CUDA graph capture failed ({str(exc).splitlines()[0][:200]}); continuing without graphs")
                 self.graphs, self.graphed.graph = False, None
                 self._configure_optimizer()
                 return self.train_step(lr)
         self.lr_tensor.fill_(lr)
+        self.ema_weight_tensor.fill_(self._ema_weight())
         return self.graphed(*batch)
+
+    def _freeze_for_warmup(self) -> None:
+        """Learning rate and EMA step 0: the capture's warm-up calls then leave weights and EMA alone."""
+        self.lr_tensor.fill_(0.0)
+        self.ema_weight_tensor.fill_(0.0)
 
     def _note(self, text: str) -> None:
         """A ``#`` line in the run log (main process only)."""
@@ -400,6 +430,7 @@ class Trainer:
             "torch": torch.__version__,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
             "init": Path(self.opts.init).name if self.opts.init else None,
+            "init_provenance": self.init_provenance,  # the training history of the --init weights
         }
         return save_checkpoint(self.out / "model.safetensors", self.ema.module, provenance=provenance, weights="ema")
 
