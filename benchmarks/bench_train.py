@@ -83,11 +83,13 @@ def plain_step(width: int, mode: str, batch: int, crop: int, device: torch.devic
 
 def measure(step, device: torch.device, warmup: int, steps: int, repeats: int) -> tuple[float, float, float]:
     """(median steps/s over ``repeats`` runs of ``steps`` steps, peak GPU GiB, last loss)."""
+    if device.type == "cuda":  # before the warm-up: a CUDA graph takes its memory when it is recorded
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
     for _ in range(warmup):
         step()
     if device.type == "cuda":
         torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
     rates, loss = [], float("nan")
     for _ in range(repeats):
         start = time.perf_counter()

@@ -11,7 +11,11 @@ host that owns the device:
 * models: the checkpoints in ``<WebUI models folder>/UnfoldLDM`` plus the bundled defaults;
 * device and dtype: the WebUI's (``modules.devices``; fp32 on the CPU), no device controls;
 * each run holds the WebUI's GPU queue lock, so a restoration never runs beside a generation, and
-  stops at the WebUI's Interrupt (``shared.state.interrupted``) between tiles.
+  stops at the WebUI's Interrupt (``shared.state.interrupted``) between tiles;
+* images travel with the WebUI's own 'Send to' mechanism (``modules.infotext_utils``): a
+  "Send to UnfoldLDM" button beside the built-in ones under the txt2img, img2img and Extras
+  galleries, and "Send to img2img / inpaint / extras" buttons under the restored image. The tab
+  switch runs ``switch_to_unfoldldm`` from ``javascript/unfoldldm.js``.
 """
 
 from __future__ import annotations
@@ -38,6 +42,11 @@ from unfoldldm.ui.core import (  # noqa: E402
 
 MODEL_FOLDER = "UnfoldLDM"
 TAB_TITLE, TAB_ID = "UnfoldLDM", "unfoldldm"
+# Our "Send to UnfoldLDM" button goes after this built-in button of each output panel.
+SEND_BUTTON_ANCHORS = {"txt2img": "txt2img_send_to_extras", "img2img": "img2img_send_to_extras",
+                       "extras": "extras_send_to_inpaint"}
+SEND_TARGETS = ("img2img", "inpaint", "extras")
+_galleries: dict[str, object] = {}  # tab name -> its output gallery, seen while the WebUI builds it
 
 last_ui = None  # the RestoreUI of the last tab built (components and handlers), for hosts and tests
 
@@ -103,6 +112,45 @@ def run_in_queue(fn):
     return run
 
 
+def _copypaste():
+    """The WebUI's 'Send to' module (renamed in 1.8); None in hosts without it."""
+    for name in ("modules.infotext_utils", "modules.generation_parameters_copypaste"):
+        try:
+            return __import__(name, fromlist=["register_paste_params_button"])
+        except ImportError:
+            continue
+    return None
+
+
+def after_component(component, **kwargs) -> None:
+    """Add "Send to UnfoldLDM" beside the built-in 'Send to' buttons of each output gallery."""
+    import gradio as gr
+
+    elem_id = kwargs.get("elem_id") or getattr(component, "elem_id", None)
+    for tab, anchor in SEND_BUTTON_ANCHORS.items():
+        if elem_id == f"{tab}_gallery":
+            _galleries[tab] = component
+        elif elem_id == anchor and tab in _galleries and (copypaste := _copypaste()) is not None:
+            button = gr.Button("Send to UnfoldLDM", elem_id=f"{tab}_send_to_{TAB_ID}")
+            copypaste.register_paste_params_button(copypaste.ParamBinding(
+                paste_button=button, tabname=TAB_ID, source_image_component=_galleries[tab]))
+
+
+def _link_with_other_tabs(ui) -> None:
+    """Make the input image a 'Send to' destination; add buttons that send the result onward."""
+    import gradio as gr
+
+    copypaste = _copypaste()
+    if copypaste is None:
+        return
+    copypaste.add_paste_fields(TAB_ID, ui.components["input"], None)
+    with gr.Row():
+        for target in SEND_TARGETS:
+            button = gr.Button(f"Send to {target}", elem_id=f"{TAB_ID}_send_to_{target}")
+            copypaste.register_paste_params_button(copypaste.ParamBinding(
+                paste_button=button, tabname=target, source_image_component=ui.components["output"]))
+
+
 def build_tab():
     """The tab's ``gr.Blocks`` (called by the WebUI through ``on_ui_tabs``)."""
     import gradio as gr
@@ -117,9 +165,9 @@ def build_tab():
     with gr.Blocks(analytics_enabled=False) as blocks:
         if not registry().names():
             gr.Markdown(f"**No UnfoldLDM models found.** Put `.safetensors` checkpoints into `{models_dir()}` "
-                        "and press the refresh button next to the model list (trained weights are not "
-                        "shipped with this version yet).")
+                        "and press the refresh button next to the model list.")
         last_ui = build_restore_ui(**kwargs)
+        _link_with_other_tabs(last_ui)
     return blocks
 
 
@@ -133,5 +181,7 @@ def _release() -> None:
 
 
 script_callbacks.on_ui_tabs(on_ui_tabs)
+if hasattr(script_callbacks, "on_after_component"):
+    script_callbacks.on_after_component(after_component)
 if hasattr(script_callbacks, "on_script_unloaded"):
     script_callbacks.on_script_unloaded(_release)

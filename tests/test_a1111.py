@@ -437,7 +437,9 @@ def test_installer_in_the_webui_installs_nothing_when_all_is_there(tmp_path):
     proc = run_installer(ROOT, log)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "all requirements are already installed" in proc.stdout
-    assert launch_calls(log) == []
+    calls = launch_calls(log)
+    assert {c[1] for c in calls if c[0] == "is_installed"} == {"numpy", "PIL", "safetensors", "diffusers", "tqdm", "yaml"}
+    assert not [c for c in calls if c[0] == "run_pip"]
     assert not {m for m in imported_modules(proc.stderr) if m.split(".")[0] == "torch"}
 
 
@@ -451,7 +453,8 @@ def test_installer_in_the_webui_installs_the_missing_through_launch_never_torch(
     proc = run_installer(ext, log)
     assert proc.returncode == 0, proc.stderr[-2000:]
     calls = launch_calls(log)
-    assert [c[:2] for c in calls] == [["run_pip", 'install "unfoldldm-harness-missing-dist>=1.0"']]
+    assert [c[:2] for c in calls if c[0] == "run_pip"] == [["run_pip", 'install "unfoldldm-harness-missing-dist>=1.0"']]
+    assert ["is_installed", "unfoldldm_harness_missing_dist"] in calls
     assert not any("torch" in json.dumps(c) for c in calls)
     assert not {m for m in imported_modules(proc.stderr) if m.split(".")[0] == "torch"}
 
@@ -465,5 +468,71 @@ def test_installer_executed_in_process_with_launch_loaded(monkeypatch):
     monkeypatch.setitem(sys.modules, "launch", fake)
     spec = importlib.util.spec_from_file_location("install", ROOT / "install.py")
     spec.loader.exec_module(importlib.util.module_from_spec(spec))
-    assert calls == []
+    assert {name for kind, name in calls if kind == "is_installed"} >= {"PIL", "yaml", "diffusers"}
+    assert not [c for c in calls if c[0] == "run_pip"]
     assert not any("torch" in str(c) for c in calls)
+
+
+# ------------------------------------------------------------------------------------------------
+# Images sent between tabs
+
+
+def _event_fn(demo, button):
+    """The Python function a click on ``button`` runs (Gradio 3.x lists dependencies, 4.x+ a dict)."""
+    deps = demo.dependencies if isinstance(getattr(demo, "dependencies", None), list) else None
+    fns = list(demo.fns.values()) if isinstance(demo.fns, dict) else list(demo.fns)
+    for i, block_fn in enumerate(fns):
+        targets = deps[i]["targets"] if deps is not None else [(t[0] if isinstance(t, tuple) else t)
+                                                               for t in getattr(block_fn, "targets", [])]
+        ids = [t[0] if isinstance(t, (tuple, list)) else t for t in targets]
+        if button._id in ids and block_fn.fn is not None:
+            return block_fn.fn
+    raise AssertionError(f"no Python handler bound to {button.elem_id}")
+
+
+def test_images_are_sent_to_the_tab_and_onward_with_the_webui_send_to_buttons(webui):
+    """Built like the WebUI builds its page: the txt2img/img2img/Extras output panels (with the
+    after-component callbacks), the extension tabs, then connect_paste_params_buttons() in the page."""
+    import base64
+    import io
+
+    import gradio as gr
+    from modules import infotext_utils, ui_common
+
+    infotext_utils.reset()
+    galleries = {}
+    for tab in ("txt2img", "img2img", "extras"):
+        with gr.Blocks():
+            galleries[tab] = ui_common.create_output_panel(tab)
+            if tab == "img2img":  # the built-in destinations our "Send to ..." buttons need
+                for dest in ("img2img", "inpaint"):
+                    infotext_utils.add_paste_fields(dest, gr.Image(type="pil"), None)
+            if tab == "extras":
+                infotext_utils.add_paste_fields("extras", gr.Image(type="pil"), None)
+    ((blocks, _, _),) = webui.script_callbacks.ui_tabs_callback()
+    with gr.Blocks() as demo:
+        blocks.render()
+        infotext_utils.connect_paste_params_buttons()
+    assert webui.errors.reported == []
+
+    ui = webui.tab.last_ui
+    assert infotext_utils.paste_fields["unfoldldm"]["init_img"] is ui.components["input"]
+    incoming = {b.paste_button.elem_id: b for b in infotext_utils.registered_param_bindings if b.tabname == "unfoldldm"}
+    assert set(incoming) == {"txt2img_send_to_unfoldldm", "img2img_send_to_unfoldldm", "extras_send_to_unfoldldm"}
+    assert all(incoming[f"{t}_send_to_unfoldldm"].source_image_component is galleries[t] for t in galleries)
+
+    # What the page's extract_image_from_gallery hands over for the selected txt2img image
+    image = photo(40, 32, seed=5)
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    data_url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    received = _event_fn(demo, incoming["txt2img_send_to_unfoldldm"].paste_button)([data_url])
+    assert (pixels(received) == pixels(image)).all()
+
+    outgoing = {b.tabname: b for b in infotext_utils.registered_param_bindings
+                if b.source_image_component is ui.components["output"]}
+    assert set(outgoing) == {"img2img", "inpaint", "extras"}
+    assert _event_fn(demo, outgoing["img2img"].paste_button)(image) is image
+
+    js = (ROOT / "javascript" / "unfoldldm.js").read_text()
+    assert "function switch_to_unfoldldm(" in js and "return Array.from(arguments)" in js

@@ -124,7 +124,16 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def _table_rows(report: str) -> list[str]:
-    return [line for line in report.splitlines() if line.startswith("| ") and not line.startswith("| method")]
+    """Rows of the method tables (not of the per-image table that follows them)."""
+    tables = report.split("### Per image", 1)[0]
+    return [line for line in tables.splitlines() if line.startswith("| ") and not line.startswith("| method")]
+
+
+def _spot_rows(report: str) -> list[list[str]]:
+    """(dataset, setting, image, PSNR, SSIM) cells of the per-image table of ours."""
+    table = report.split("### Per image", 1)[1].split("## Notes", 1)[0]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()
+            if line.startswith("| ") and not line.startswith("| dataset")]
 
 
 def _available(task: str) -> list[str]:
@@ -307,6 +316,12 @@ def test_eval_denoise_writes_report_csv_and_crops(photos, nano_checkpoints, plai
     assert {r["image"] for r in records} == {p.name for p in sorted(photos.iterdir())[:2]}
     with Image.open(out / "crops.png") as im:
         assert im.width > 5 * 2 * SIDE and im.height > 2 * 2 * SIDE
+    # ours on the crops.png images, with the CSV's values to three decimals
+    ours = {r["image"]: float(r["psnr"]) for r in records if r["method"].startswith(model.stem)}
+    spot = _spot_rows(report)
+    assert [row[1] for row in spot] == ["sigma25", "sigma25"] and len(ours) == 2
+    for _, _, image, psnr, _ in spot:
+        assert abs(float(psnr) - ours[image]) < 1e-3
     # the noisy input's PSNR is the hand computation on the seeded noise
     clean = protocol.load_clean(sorted(photos.iterdir())[0])
     noisy = clean + 25 / 255 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
@@ -374,3 +389,27 @@ def test_python_m_unfoldldm_eval_dispatches_and_reports_errors(photos, nano_chec
 def test_eval_cli_module_imports_no_torch():
     code = "import sys, unfoldldm.evaluation.cli; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
+def test_results_file_gets_one_section_per_report_replaced_on_rerun(photos, sr_photos, nano_checkpoints, tmp_path):
+    results = tmp_path / "docs" / "RESULTS.md"
+    results.parent.mkdir()
+    results.write_text("# Results\n\nA summary written by hand.\n")
+    base = ["--task", "denoise", "--data", str(photos), "--sigmas", "25", "--limit", "1", "--no-lpips",
+            "--baselines", "input", "--quiet", "--results", str(results)]
+    for seed in ("0", "3"):
+        assert cli.run(_args("--model", str(nano_checkpoints["restore"]), "--out", str(tmp_path / "den"),
+                             "--seed", seed, *base)) == 0
+    sr = ["--model", str(nano_checkpoints["sr4x"]), "--vs", str(nano_checkpoints["restore"]), "--task", "sr4x",
+          "--data", str(sr_photos), "--limit", "1", "--no-lpips", "--quiet", "--out", str(tmp_path / "sr"),
+          "--results", str(results)]
+    assert cli.run(_args(*sr)) == 0
+    text = results.read_text()
+    assert text.startswith("# Results\n\nA summary written by hand.")
+    assert text.count("<!-- unfoldldm eval: den -->") == 1 and text.count("<!-- /unfoldldm eval: den -->") == 1
+    assert "--seed 3" in text and "--seed 0" not in text  # the re-run replaced its section
+    assert text.index("eval: den -->") < text.index("eval: sr -->")
+    assert "](../den/crops.png)" in text and "](../sr/results.csv)" in text
+    assert "#### " in text and "\n# UnfoldLDM evaluation" not in text  # headings moved one level down
+    # in an SR table, a restoration model given with --vs runs before bicubic upsampling
+    assert f"{nano_checkpoints['restore'].stem} [" in text and "+ bicubic x4 |" in text

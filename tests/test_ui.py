@@ -1,7 +1,8 @@
 """The Gradio UI: the gradio-free helpers, and the tab builder on the installed Gradio.
 
-``UNFOLDLDM_GRADIO341=1`` also runs this file under Gradio 3.41.2 (A1111 1.x) in its own venv
-(scripts_dev/check_gradio341.sh, which builds .gradio341/ on first use, about a minute).
+``UNFOLDLDM_OLD_GRADIO=1`` also runs this file and tests/test_a1111.py under Gradio 3.41.2 (A1111
+1.x) and 4.40.0 (Forge), each in its own venv (scripts_dev/check_gradio.sh, which builds
+.gradio-<version>/ on first use, a minute or two each).
 """
 
 from __future__ import annotations
@@ -256,13 +257,14 @@ def test_app_subcommand_is_listed():
     assert args.command == "app" and args.listen and args.model_dir == ["x"] and args.max_upload_mb == 2
 
 
-@pytest.mark.skipif(os.environ.get("UNFOLDLDM_GRADIO341") != "1",
-                    reason="set UNFOLDLDM_GRADIO341=1 to run this file under gradio 3.41.2 as well "
-                           "(scripts_dev/check_gradio341.sh builds .gradio341/, about a minute)")
-def test_under_gradio_341():
+@pytest.mark.skipif(os.environ.get("UNFOLDLDM_OLD_GRADIO") != "1",
+                    reason="set UNFOLDLDM_OLD_GRADIO=1 to run the UI tests under gradio 3.41.2 and 4.40.0 as well "
+                           "(scripts_dev/check_gradio.sh builds .gradio-<version>/, a minute or two each)")
+@pytest.mark.parametrize("version", ["3.41.2", "4.40.0"])
+def test_under_older_gradio(version):
     start = time.monotonic()
-    proc = subprocess.run(["bash", str(REPO / "scripts_dev" / "check_gradio341.sh")], cwd=REPO,
+    proc = subprocess.run(["bash", str(REPO / "scripts_dev" / "check_gradio.sh"), version], cwd=REPO,
                           capture_output=True, text=True, timeout=1500)
     tail = (proc.stdout + proc.stderr)[-4000:]
-    assert proc.returncode == 0, f"check_gradio341.sh failed after {time.monotonic() - start:.0f} s:\n{tail}"
-    assert "gradio 3.41.2" in proc.stdout, tail
+    assert proc.returncode == 0, f"check_gradio.sh {version} failed after {time.monotonic() - start:.0f} s:\n{tail}"
+    assert f"gradio {version}" in proc.stdout, tail

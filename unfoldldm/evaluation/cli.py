@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folders of clean test images, one table each (e.g. ../shared/data/eval/CBSD68)")
     parser.add_argument("--sigmas", default="15,25,50", help="denoise: comma-separated AWGN levels on the 0-255 scale")
     parser.add_argument("--out", default="eval_report", help="report folder (report.md, results.csv, crops.png)")
+    parser.add_argument("--results", metavar="FILE",
+                        help="also put the report into this Markdown file as a section named after --out "
+                        "(replaced on a re-run), e.g. benchmarks/RESULTS.md")
     parser.add_argument("--limit", type=positive_int, default=None, help="use only the first N images of each folder")
     parser.add_argument("--baselines", default="all",
                         help="all, none, or a comma list: denoise input,nlm,wavelet; deblur input,wiener,rl; "
@@ -81,6 +84,8 @@ def command_line(args: argparse.Namespace) -> str:
     if args.task == "denoise":
         parts += ["--sigmas", args.sigmas]
     parts += ["--out", str(args.out)]
+    if getattr(args, "results", None):
+        parts += ["--results", str(args.results)]
     for flag, value, default in (("--limit", args.limit, None), ("--baselines", args.baselines, "all"),
                                  ("--device", args.device, "auto"), ("--dtype", args.dtype, "auto"),
                                  ("--tile", args.tile, 512), ("--overlap", args.overlap, 32),

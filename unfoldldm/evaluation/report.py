@@ -101,11 +101,16 @@ def table_markdown(table: Table, records: list[Record], lpips_on: bool) -> str:
 
 
 def markdown(command: str, header: list[str], tables: list[Table], records: list[Record], lpips_on: bool,
-             notes: list[str]) -> str:
-    """The whole report.md."""
+             notes: list[str], spot: list[Record] | None = None) -> str:
+    """The whole report.md. ``spot``: per-image records of our model on the crops.png images, listed
+    with three decimals so a test can check a checkpoint against the report."""
     parts = ["# UnfoldLDM evaluation", "", "```", command, "```", ""]
     parts += [f"- {line}" for line in header] + [""]
     parts += [table_markdown(t, records, lpips_on) for t in tables]
+    if spot:
+        parts += ["### Per image: ours on the crops.png images", "", "| dataset | setting | image | PSNR (dB) | SSIM |",
+                  "|---|---|---|---:|---:|"]
+        parts += [f"| {r.dataset} | {r.setting} | {r.image} | {r.psnr:.3f} | {r.ssim:.4f} |" for r in spot] + [""]
     if notes:
         parts += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(parts)
@@ -200,3 +205,25 @@ def write_files(folder: str | Path, files: dict[str, bytes]) -> list[Path]:
             tmp.unlink(missing_ok=True)
         written.append(target)
     return written
+
+
+def update_results(results: str | Path, report_dir: str | Path, text: str) -> Path:
+    """Put ``text`` (a report.md) into the Markdown file ``results`` as the section of ``report_dir``:
+    replaced where the file already has it, appended otherwise. Headings move one level down and
+    crops.png / results.csv are linked relative to ``results``. Written atomically."""
+    results, report_dir = Path(results).expanduser(), Path(report_dir).expanduser()
+    key = report_dir.name
+    begin, end = f"<!-- unfoldldm eval: {key} -->", f"<!-- /unfoldldm eval: {key} -->"
+    rel = Path(os.path.relpath(report_dir.resolve(), results.resolve().parent)).as_posix()
+    body = "\n".join("#" + line if line.startswith("#") else line for line in text.strip().splitlines())
+    body = body.replace("## UnfoldLDM evaluation", f"## {key}", 1)
+    section = "\n".join([begin, body, "", f"Per-image results: [{rel}/results.csv]({rel}/results.csv)", "",
+                          f"![crops: {key}]({rel}/crops.png)", end])
+    old = results.read_text() if results.exists() else "# UnfoldLDM results\n"
+    if begin in old and end in old:
+        head, rest = old.split(begin, 1)
+        new = head + section + rest.split(end, 1)[1]
+    else:
+        new = old.rstrip("\n") + "\n\n" + section + "\n"
+    write_files(results.parent, {results.name: new.encode()})
+    return results

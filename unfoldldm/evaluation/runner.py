@@ -172,6 +172,7 @@ def evaluate(args: argparse.Namespace, command: str) -> EvalReport:
     total = sum(len(paths) for _, paths in datasets) * len(settings)
     bar = tqdm(total=total, unit="img", disable=args.quiet, file=sys.stderr)
     kernel_sizes: set[int] = set()
+    spot: list[report.Record] = []  # ours on the crops.png images
     for d_index, (dataset, paths) in enumerate(datasets):
         for setting in settings:
             methods = [bl.baseline(k, setting) for k in keys]
@@ -189,6 +190,8 @@ def evaluate(args: argparse.Namespace, command: str) -> EvalReport:
                 for method in methods:
                     rec, image, size = _score(method, sample, setting, dataset, scorer, trivial)
                     records.append(rec)
+                    if want_crop and method is methods[-1]:
+                        spot.append(rec)
                     if size:
                         kernel_sizes.add(size)
                     if want_crop and method.key != "input":
@@ -208,11 +211,13 @@ def evaluate(args: argparse.Namespace, command: str) -> EvalReport:
                              f"trivial estimate: {trivial_what}")
     notes += _protocol_notes(args.task, device)
     header = _header(args, datasets, device, scorer is not None, crop_setting)
-    text = report.markdown(command, header, tables, records, scorer is not None, notes)
+    text = report.markdown(command, header, tables, records, scorer is not None, notes, spot)
     files = {"report.md": text.encode(), "results.csv": report.csv_text(records).encode()}
     if crop_rows:
         files["crops.png"] = report.crops_png(crop_rows)
     written = report.write_files(args.out, files)
+    if getattr(args, "results", None):
+        written.append(report.update_results(args.results, args.out, text))
     tables_md = "\n".join(report.table_markdown(t, records, scorer is not None) for t in tables)
     return EvalReport(written, tables_md, records)
 

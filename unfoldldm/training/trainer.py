@@ -423,6 +423,8 @@ class Trainer:
             "wall_time_s": round(self.elapsed, 1),
             "device": device_name,
             "world_size": self.ranks.world,
+            "cuda_graphs": self.graphs,
+            "compiled": self.opts.compile,
             "batch": self.batch,
             "crop": self.crop,
             "data": [Path(f).name for f in self.data_folders],

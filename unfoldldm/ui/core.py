@@ -279,8 +279,8 @@ def load_from_folder(folder: Path, name: str, device: torch.device, dtype: torch
     """The model called ``name`` in a host's ``folder`` (or bundled), on the host's device and dtype."""
     if not name:
         raise CheckpointError(
-            f"No UnfoldLDM model is selected. Put a .safetensors checkpoint into {folder} (trained "
-            "weights are not shipped with this version yet) and refresh the model list."
+            f"No UnfoldLDM model is selected. Pick one in the model list (the bundled ones are named "
+            f"'{BUNDLED_PREFIX}...'), or put a .safetensors checkpoint into {folder} and refresh the list."
         )
     registry = folder_registry(folder)
     known = registry.names()

@@ -21,6 +21,7 @@ callback_map: dict[str, list[ScriptCallback]] = {
     "callbacks_ui_tabs": [],
     "callbacks_ui_settings": [],
     "callbacks_script_unloaded": [],
+    "callbacks_after_component": [],
 }
 
 
@@ -63,6 +64,20 @@ def on_app_started(callback: Callable, *, name: str | None = None) -> None:
 def on_script_unloaded(callback: Callable, *, name: str | None = None) -> None:
     """``callback()`` before the scripts are reloaded (Reload UI) or the server stops."""
     add_callback(callback_map["callbacks_script_unloaded"], callback, name=name)
+
+
+def on_after_component(callback: Callable, *, name: str | None = None) -> None:
+    """``callback(component, **kwargs)`` after every component the WebUI creates; ``kwargs`` are
+    the constructor's keyword arguments (``elem_id``, ``label``, ...)."""
+    add_callback(callback_map["callbacks_after_component"], callback, name=name)
+
+
+def after_component_callback(component, **kwargs) -> None:
+    for c in callback_map["callbacks_after_component"]:
+        try:
+            c.callback(component, **kwargs)
+        except Exception:  # noqa: BLE001 - reported and skipped, as the WebUI does
+            report_exception(c, "after_component_callback")
 
 
 def ui_tabs_callback() -> list:
