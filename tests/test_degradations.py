@@ -165,13 +165,27 @@ def test_blur_is_a_true_convolution_per_sample():
     assert out[..., :5, :].abs().max() == 0
 
 
-@pytest.mark.parametrize("mode", ["bicubic", "bilinear", "area"])
+@pytest.mark.parametrize("mode", ["bicubic", "bilinear", "area", "decimate"])
 @pytest.mark.parametrize("scale", [1, 2, 4])
 def test_downsample_shapes_and_constants(mode, scale):
     x = torch.full((2, 3, 32, 48), 0.6)
     out = downsample(x, scale, mode)
     assert out.shape == (2, 3, 32 // scale, 48 // scale)
     torch.testing.assert_close(out, torch.full_like(out, 0.6))
+
+
+def test_decimate_keeps_the_top_left_pixel_of_each_block_like_the_model_operator():
+    """The grid of the model's S_s (and the classical blind-SR model): pixel i of the output is
+    pixel scale * i of the input; the centred filters put it at scale * i + (scale - 1) / 2."""
+    from unfoldldm.archs import operators as ops
+
+    x = torch.rand(1, 3, 16, 20)
+    out = downsample(x, 4, "decimate")
+    torch.testing.assert_close(out, x[..., ::4, ::4])
+    torch.testing.assert_close(out, ops.subsample(x, 4))
+    ramp = torch.arange(16.0).reshape(1, 1, 16, 1).expand(1, 3, 16, 16)
+    assert downsample(ramp, 4, "area")[0, 0, :, 0].tolist() == [1.5, 5.5, 9.5, 13.5]
+    assert downsample(ramp, 4, "decimate")[0, 0, :, 0].tolist() == [0.0, 4.0, 8.0, 12.0]
 
 
 def test_downsample_rejects_unknown_mode():

@@ -16,7 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-DOWN_MODES = ("bicubic", "bilinear", "area")
+# "decimate" keeps the top-left pixel of every scale x scale block after the blur: the classical
+# blind-SR model y = (k * x)[::s, ::s] and the grid of the model's own operator S_s. The others are
+# centred filters (low-res pixel i at high-res s*i + (s-1)/2); a blind model must handle both.
+DOWN_MODES = ("bicubic", "bilinear", "area", "decimate")
 
 PRESETS: dict[str, dict] = {
     "restore": {"scale": 1, "second_order_prob": 0.2},
@@ -190,12 +193,15 @@ def blur(x: Tensor, kernels: Tensor) -> Tensor:
 
 
 def downsample(x: Tensor, scale: int, mode: str) -> Tensor:
-    """Shrink ``x`` by an integer ``scale`` with "bicubic", "bilinear" (both anti-aliased) or "area"."""
+    """Shrink ``x`` by an integer ``scale`` with "bicubic", "bilinear" (both anti-aliased), "area" or
+    "decimate" (every scale-th pixel from the top-left one, no filter)."""
     if mode not in DOWN_MODES:
         raise ValueError(f"down mode {mode!r} is not one of {DOWN_MODES}")
     if scale == 1:
         return x
     size = (x.shape[-2] // scale, x.shape[-1] // scale)
+    if mode == "decimate":
+        return x[..., : size[0] * scale : scale, : size[1] * scale : scale]
     if mode == "area":
         return F.interpolate(x, size=size, mode="area")
     return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=True)
