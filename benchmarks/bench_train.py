@@ -48,7 +48,8 @@ def random_images(folder: Path, count: int, size: int) -> None:
 
 
 def trainer_step(preset_name: str, phase: int, mode: str, data: str, batch: int, crop: int, device: str):
-    """A trainer for ``configs/restore_small.yaml`` with the model swapped for ``preset_name``."""
+    """``Trainer.train_step`` of a restoration run with model ``preset_name`` on the images in ``data``
+    (the shipped configs' degradations and losses), set to ``phase``; and the model's size in millions."""
     cfg = config_from_dict({"model": {"preset": preset_name, "task": "restore"}, "degradation": "restore",
                             "data": {"folders": [data], "crop": crop, "batch": batch}}, Path(f"bench_{preset_name}.yaml"))
     opts = RunOptions(out=tempfile.mkdtemp(prefix="bench_train_"), steps=10**9, data=[data], device=device,

@@ -123,14 +123,15 @@ def _copypaste():
 
 
 def after_component(component, **kwargs) -> None:
-    """Add "Send to UnfoldLDM" beside the built-in 'Send to' buttons of each output gallery."""
-    import gradio as gr
-
+    """Add "Send to UnfoldLDM" beside the built-in 'Send to' buttons of each output gallery (called
+    for every component the WebUI creates, so it returns at once for all others)."""
     elem_id = kwargs.get("elem_id") or getattr(component, "elem_id", None)
     for tab, anchor in SEND_BUTTON_ANCHORS.items():
         if elem_id == f"{tab}_gallery":
             _galleries[tab] = component
         elif elem_id == anchor and tab in _galleries and (copypaste := _copypaste()) is not None:
+            import gradio as gr
+
             button = gr.Button("Send to UnfoldLDM", elem_id=f"{tab}_send_to_{TAB_ID}")
             copypaste.register_paste_params_button(copypaste.ParamBinding(
                 paste_button=button, tabname=TAB_ID, source_image_component=_galleries[tab]))
