@@ -379,6 +379,25 @@ def test_second_order_keeps_first_order_parameters_and_changes_y():
     assert not (first.y == both.y).flatten(1).all(1).any()
 
 
+@pytest.mark.parametrize("scale", [1, 4])
+def test_operator_known_marks_exactly_the_samples_blurred_by_the_kernel_then_decimated(scale):
+    x = torch.rand(24, 3, 32, 32, generator=_gen(40))
+    config = DegradationConfig(scale=scale, blur_prob=1.0, noise_prob=0.0, jpeg_prob=0.0, second_order_prob=0.4)
+    out = degrade(x, config, _gen(41))
+    known = out.operator_known(config.down_modes)
+    expected = blur(x, out.kernel)[..., ::scale, ::scale]
+    matches = (out.y - expected.clamp(0, 1)).abs().flatten(1).amax(1) < 1e-6
+    assert known.any() and not known.all()
+    assert matches[known].all()
+    assert not matches[~known].any()
+    if scale == 1:
+        assert torch.equal(out.down_mode, torch.full((24,), -1)) and torch.equal(known, ~out.second_order)
+    else:
+        assert set(out.down_mode.tolist()) == set(range(len(config.down_modes)))
+        without = DegradationConfig(scale=4, down_modes=("bicubic", "area"))
+        assert not degrade(x, without, _gen(41)).operator_known(without.down_modes).any()
+
+
 def test_presets():
     restore = DegradationConfig.preset("restore")
     assert restore.scale == 1 and restore.second_order_prob == 0.2

@@ -353,7 +353,34 @@ def test_eval_deblur_and_sr_report_kernel_error(task, photos, sr_photos, nano_ch
     records = _read_csv(out / "results.csv")
     scored = [r for r in records if r["kernel_error"]]
     assert len(scored) == 2 and all(0 <= float(r["kernel_error"]) <= 2 for r in scored)
+    for r in scored:
+        assert 0 <= float(r["mean_kernel_error"]) <= 2 and float(r["true_kernel_std"]) > 0.5
+        assert float(r["kernel_std"]) >= 0
+    assert "mean training kernel" in report
     assert (out / "crops.png").is_file()
+
+
+def test_kernel_width_mean_kernel_and_correlation():
+    from unfoldldm.degradations import (
+        DegradationConfig,
+        delta_kernels,
+        gaussian_kernels,
+        mean_kernel,
+    )
+    from unfoldldm.evaluation.report import correlation
+    from unfoldldm.visualize import kernel_std
+
+    sigmas = torch.tensor([0.8, 1.5, 2.5])
+    widths = kernel_std(gaussian_kernels(sigmas, sigmas, torch.zeros(3), 31))
+    torch.testing.assert_close(widths, sigmas, atol=0.02, rtol=0.01)  # a wide window: no truncation
+    assert kernel_std(delta_kernels(1, 21))[0] == 0
+    mean = mean_kernel(DegradationConfig.preset("sr4x"))
+    assert mean.shape == (21, 21) and mean.sum().item() == pytest.approx(1.0, abs=1e-5)
+    assert torch.equal(mean, mean_kernel(DegradationConfig.preset("sr4x")))  # seeded
+    assert mean[10, 10] == mean.max()  # unblurred samples are deltas at the centre
+    assert correlation([1, 2, 3, 4], [2, 4, 6, 8.5]) == pytest.approx(0.998, abs=1e-3)
+    assert correlation([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert correlation([1, 2], [1, 2]) is None and correlation([1, 1, 1], [1, 2, 3]) is None
 
 
 def test_eval_errors_are_clear(photos, nano_checkpoints, tmp_path):

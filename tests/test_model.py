@@ -163,6 +163,31 @@ def test_config_validation_and_json_round_trip():
         preset("huge")
 
 
+def test_kernel_loss_scores_the_estimate_against_the_flipped_true_kernel_on_known_samples():
+    from unfoldldm.archs.mgda import Degradation
+    from unfoldldm.degradations import gaussian_kernels
+
+    p = 11
+    taps = torch.arange(p, dtype=torch.float32) - p // 2
+    row = torch.softmax(-0.5 * (taps / 1.5) ** 2, dim=0).expand(2, 3, p)
+    col = torch.softmax(-0.5 * (taps / 0.8) ** 2, dim=0).expand(2, 3, p)
+    estimate = Degradation(row=row, col=col, descriptor=torch.zeros(2, 4))
+    true = (col[:, 0, :, None] * row[:, 0, None, :]).clone()  # what the model correlates with
+    shifted = torch.roll(true, 2, dims=-1)  # asymmetric: flipping moves it the other way
+    both = torch.ones(2, dtype=torch.bool)
+    assert losses.kernel_loss([estimate], true.flip(-2, -1), both) < 1e-5
+    assert losses.kernel_loss([estimate], shifted.flip(-2, -1), both) > 0.5
+    assert losses.kernel_loss([estimate], shifted, both) > 0.5
+    # only the known samples count; none known costs nothing
+    mixed = torch.stack([true[0].flip(-2, -1), shifted[1]])
+    assert losses.kernel_loss([estimate], mixed, torch.tensor([True, False])) < 1e-5
+    assert losses.kernel_loss([estimate], mixed, torch.zeros(2, dtype=torch.bool)) == 0
+    # a 21x21 target is centre-cropped to the model's 11x11 and renormalised
+    wide = gaussian_kernels(torch.full((2,), 0.9), torch.full((2,), 0.9), torch.zeros(2), 21)
+    narrow = gaussian_kernels(torch.full((2,), 0.9), torch.full((2,), 0.9), torch.zeros(2), p)
+    assert torch.allclose(losses.kernel_loss([estimate], wide, both), losses.kernel_loss([estimate], narrow, both), atol=1e-5)
+
+
 def test_losses_are_zero_at_the_target_and_positive_elsewhere():
     x = torch.rand(2, 3, 16, 16)
     z = x + 0.1 * torch.randn_like(x)

@@ -201,3 +201,42 @@ def test_ema_follows_the_student_prior_trained_in_a_short_phase_2(tmp_path, few_
     assert moved > 0
     assert lag < 0.5 * moved, f"EMA lags the student prior: {lag:.4g} vs {moved:.4g} moved since phase 2 began"
     assert trainer._ema_weight() == pytest.approx(1 - min(cfg.train.ema_decay, (1 + trainer.phase_steps[2]) / (10 + trainer.phase_steps[2])))
+
+
+def test_supervised_kernel_loss_is_logged_and_teaches_the_kernel_estimate(tmp_path, few_images, nano_config):
+    """The same short run with and without the kernel loss: only the supervised one learns kernels."""
+    from unfoldldm.degradations import DegradationConfig, degrade
+    from unfoldldm.losses import kernel_loss
+
+    errors = {}
+    for weight in (0.0, 2.0):
+        cfg = nano_config(steps=40)
+        cfg.losses.kernel = weight
+        cfg.train.phase1_fraction = 1.0
+        trainer = start_run(cfg, _options(tmp_path / f"run{weight}", few_images, steps=40, batch=4))
+        images = trainer.bank.images[:6]
+        clean = torch.nn.functional.avg_pool2d(torch.stack([img[:, :64, :64].float() / 255 for img in images]), 2)
+        held_out = degrade(clean, DegradationConfig(blur_prob=1.0, noise_prob=0.0, jpeg_prob=0.0),
+                           torch.Generator().manual_seed(5))
+
+        def kernel_error(model, batch) -> float:
+            with torch.no_grad():
+                out = model.eval()(batch.y)
+            return kernel_loss(out.degradations, batch.kernel, torch.ones(6, dtype=torch.bool)).item()
+
+        errors["before"] = kernel_error(trainer.model, held_out)
+        trainer.model.train()
+        trainer.run()
+        errors[weight] = kernel_error(trainer.model, held_out)
+        assert ("kernel=" in (tmp_path / f"run{weight}" / "log.txt").read_text()) == bool(weight)
+    assert errors[2.0] < errors["before"] and errors[2.0] < 0.8 * errors[0.0], errors
+
+
+def test_time_budget_schedule_leaves_set_up_time_out(tmp_path, few_images, nano_config):
+    trainer = start_run(nano_config(), _options(tmp_path / "run", few_images, steps=None, budget_minutes=1.0))
+    trainer.elapsed, trainer.setup_s = 50.0, 20.0  # e.g. 20 s compiling and recording graphs
+    assert trainer._progress() == pytest.approx(30 / 40)
+    trainer.elapsed = 60.0
+    assert trainer._progress() == pytest.approx(1.0)  # the run still ends at the budget
+    trainer.setup_s = 70.0
+    assert trainer._progress() == 1.0

@@ -90,6 +90,17 @@ class DegradedBatch:
     jpeg_quality: Tensor  # (B,) int64 first-order JPEG quality, 0 when none
     scale: int
     second_order: Tensor  # (B,) bool
+    down_mode: Tensor  # (B,) int64 index into the config's down_modes, -1 at scale 1
+
+    def operator_known(self, down_modes: tuple[str, ...]) -> Tensor:
+        """(B,) bool: whether ``y`` is exactly ``S_s(kernel * x)`` plus noise/JPEG, the model's
+        decomposed operator (no second blur pass; at scale > 1 the "decimate" mode, whose grid is
+        ``S_s``'s). Training supervises the MGDA kernel estimate on these samples only."""
+        exact = ~self.second_order
+        if self.scale > 1:
+            index = down_modes.index("decimate") if "decimate" in down_modes else -2
+            exact = exact & (self.down_mode == index)
+        return exact
 
 
 # ----------------------------------------------------------------------------- random draws
@@ -337,10 +348,19 @@ def _random_kernels(b: int, config: DegradationConfig, generator, like: Tensor) 
     return kernels.to(like.dtype), blurred
 
 
-def _random_downsample(x: Tensor, config: DegradationConfig, generator) -> Tensor:
-    """Downsample each sample by ``config.scale`` with a mode drawn from ``down_modes``."""
+def mean_kernel(config: DegradationConfig, count: int = 4096, seed: int = 0) -> Tensor:
+    """(p, p) the average first-order kernel of :func:`degrade` under ``config`` (unblurred samples
+    count as deltas): the trivial guess a blind kernel estimate should beat."""
+    generator = torch.Generator().manual_seed(seed)
+    kernels, _ = _random_kernels(count, config, generator, torch.zeros(()))
+    return kernels.mean(dim=0)
+
+
+def _random_downsample(x: Tensor, config: DegradationConfig, generator) -> tuple[Tensor, Tensor]:
+    """Downsample each sample by ``config.scale`` with a mode drawn from ``down_modes``; returns
+    (y, index of the mode, -1 at scale 1)."""
     if config.scale == 1:
-        return x
+        return x, torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
     mode = _categorical((1.0,) * len(config.down_modes), x.shape[0], generator, x.device)
     out = None
     for i, name in enumerate(config.down_modes):
@@ -348,7 +368,7 @@ def _random_downsample(x: Tensor, config: DegradationConfig, generator) -> Tenso
         if _needed(chosen):
             small = downsample(x, config.scale, name)
             out = small if out is None else torch.where(chosen, small, out)
-    return out
+    return out, mode
 
 
 def _random_noise(x: Tensor, config: DegradationConfig, generator) -> tuple[Tensor, Tensor]:
@@ -383,16 +403,16 @@ def _random_jpeg(x: Tensor, config: DegradationConfig, generator) -> tuple[Tenso
     return x, quality
 
 
-def _one_pass(x: Tensor, config: DegradationConfig, generator) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Blur, downsample, noise, JPEG; returns (y, kernel, noise sigma, JPEG quality)."""
+def _one_pass(x: Tensor, config: DegradationConfig, generator) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Blur, downsample, noise, JPEG; returns (y, kernel, noise sigma, JPEG quality, down mode)."""
     kernels, blurred = _random_kernels(x.shape[0], config, generator, x)
     y = blur(x, kernels) if _needed(blurred) else x
-    y = _random_downsample(y, config, generator)
+    y, mode = _random_downsample(y, config, generator)
     y, sigma = _random_noise(y, config, generator)
     if config.clip:
         y = y.clamp(0, 1)
     y, quality = _random_jpeg(y, config, generator)
-    return y, kernels, sigma.to(x.dtype), quality
+    return y, kernels, sigma.to(x.dtype), quality, mode
 
 
 def _milder(config: DegradationConfig) -> DegradationConfig:
@@ -428,9 +448,9 @@ def degrade(
     if h % config.scale or w % config.scale:
         raise ValueError(f"image size {h}x{w} is not divisible by scale {config.scale}")
 
-    y, kernels, sigma, quality = _one_pass(x, config, generator)
+    y, kernels, sigma, quality, mode = _one_pass(x, config, generator)
     second = _rand(x.shape[0], generator, x.device) < config.second_order_prob
     if _needed(second):
         again, *_ = _one_pass(y, _milder(config), generator)
         y = torch.where(second.reshape(-1, 1, 1, 1), again, y)
-    return DegradedBatch(y, kernels, sigma, quality, config.scale, second)
+    return DegradedBatch(y, kernels, sigma, quality, config.scale, second, mode)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .archs import UnfoldOutput
@@ -42,6 +43,27 @@ def isda_loss(explanations: list[list[Tensor]], y: Tensor) -> Tensor:
     return sum(terms) / len(terms)
 
 
+def kernel_loss(degradations: list, target: Tensor, known: Tensor) -> Tensor:
+    """Supervision of the MGDA kernel estimate: the sum of absolute differences between each stage's
+    2-D kernel (mean over channels) and the true one, averaged over the samples where the true
+    operator is known (``known``, (B,) bool) and over stages. ``target`` (B, p, p) is the kernel the
+    degradation convolved with; the model correlates, so the target is flipped. A target of another
+    size than the model's kernels is centre-cropped or zero-padded to it and renormalised."""
+    target = target.flip(-2, -1).float()
+    size = degradations[0].row.shape[-1]
+    if target.shape[-1] != size:
+        pad = (size - target.shape[-1]) // 2  # negative: crop
+        target = F.pad(target, (pad, pad, pad, pad))
+        target = target / target.sum(dim=(-2, -1), keepdim=True).clamp(min=1e-12)
+    weight = known.float()
+    terms = []
+    for deg in degradations:
+        estimate = deg.kernel_image().float().mean(dim=1)  # (B, p, p)
+        error = (estimate - target).abs().sum(dim=(-2, -1))
+        terms.append((error * weight).sum() / weight.sum().clamp(min=1.0))
+    return sum(terms) / len(terms)
+
+
 def kd_loss(student: list[Tensor], teacher: list[Tensor]) -> Tensor:
     """Phase 2: the diffusion prior's latent must match the (frozen) teacher's latent."""
     return sum((s - t.detach()).abs().mean() for s, t in zip(student, teacher)) / len(student)
@@ -62,10 +84,14 @@ class LossWeights:
     isda: float = 0.1
     kd: float = 1.0
     invariance: float = 0.1
+    kernel: float = 0.0  # supervised MGDA kernel estimate (on synthetic data the true kernel is known)
 
 
-def restoration_loss(out: UnfoldOutput, target: Tensor, y: Tensor, w: LossWeights) -> dict[str, Tensor]:
-    """The reconstruction part shared by both phases: pixel, frequency, band and ISDA terms."""
+def restoration_loss(out: UnfoldOutput, target: Tensor, y: Tensor, w: LossWeights,
+                     kernels: Tensor | None = None, known: Tensor | None = None) -> dict[str, Tensor]:
+    """The reconstruction part shared by both phases: pixel, frequency, band and ISDA terms, and the
+    kernel term when ``w.kernel`` is set and the true ``kernels`` (B, p, p) and their ``known`` mask
+    are given."""
     final = out.images[-1]
     terms = {
         "pixel": deep_supervision(out.images, target),
@@ -74,5 +100,7 @@ def restoration_loss(out: UnfoldOutput, target: Tensor, y: Tensor, w: LossWeight
     }
     if out.explanations:
         terms["isda"] = isda_loss(out.explanations, y)
+    if w.kernel and kernels is not None and out.degradations and out.degradations[0].row is not None:
+        terms["kernel"] = kernel_loss(out.degradations, kernels, known)
     terms["total"] = sum(getattr(w, k) * v for k, v in terms.items())
     return terms

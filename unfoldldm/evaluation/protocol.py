@@ -35,7 +35,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..degradations import blur, gaussian_kernels, motion_kernels
+from ..degradations import (
+    DegradationConfig,
+    blur,
+    gaussian_kernels,
+    mean_kernel,
+    motion_kernels,
+)
 from ..errors import InputImageError, UnfoldLDMError
 from ..imageio import IMAGE_SUFFIXES, load_image
 
@@ -143,6 +149,16 @@ def trivial_kernel(setting: Setting) -> Tensor:
     if setting.key == "kernels8":
         return deblur_kernels().mean(dim=0)
     return blind_sr_kernel(sum(SR_BLIND_SIGMA) / 2)
+
+
+def training_preset(task: str) -> str:
+    """The degradation preset the shipped models of ``task`` are trained on."""
+    return "sr4x" if task == "sr4x" else "restore"
+
+
+def mean_training_kernel(task: str) -> Tensor:
+    """The mean first-order blur kernel of the training degradations of ``task`` (a trivial estimate)."""
+    return mean_kernel(DegradationConfig.preset(training_preset(task)))
 
 
 def fit_kernel(kernel: Tensor, size: int) -> Tensor:

@@ -42,6 +42,9 @@ class Record:
     seconds: float | None = None  # None for the degraded input itself
     kernel_error: float | None = None  # MGDA estimate vs the true kernel (models, blurred settings)
     trivial_kernel_error: float | None = None  # the trivial estimate vs the true kernel
+    mean_kernel_error: float | None = None  # the mean training kernel vs the true kernel
+    kernel_std: float | None = None  # width of the MGDA estimate (px)
+    true_kernel_std: float | None = None  # width of the true kernel (px)
 
 
 @dataclass
@@ -54,6 +57,18 @@ class Table:
     methods: list[str]
     highlight: str = ""  # the evaluated model's row (bold)
     kernel_note: str = ""  # how the kernels were compared and what the trivial estimate is
+    trivial_label: str = "trivial estimate"  # a short name of the (first) trivial estimate
+
+
+def correlation(a: list[float | None], b: list[float | None]) -> float | None:
+    """Pearson correlation of paired values (None with fewer than 3 pairs or no spread)."""
+    pairs = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None]
+    if len(pairs) < 3:
+        return None
+    mx, my = sum(x for x, _ in pairs) / len(pairs), sum(y for _, y in pairs) / len(pairs)
+    sxy = sum((x - mx) * (y - my) for x, y in pairs)
+    sxx, syy = sum((x - mx) ** 2 for x, _ in pairs), sum((y - my) ** 2 for _, y in pairs)
+    return None if sxx <= 0 or syy <= 0 else sxy / math.sqrt(sxx * syy)
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -90,7 +105,13 @@ def table_markdown(table: Table, records: list[Record], lpips_on: bool) -> str:
         rows = [r for r in mine if r.method == method and r.kernel_error is not None]
         if rows:
             error, trivial = _mean([r.kernel_error for r in rows]), _mean([r.trivial_kernel_error for r in rows])
-            scored.append(f"{method.split(' [')[0]} {error:.4f} (trivial estimate {_fmt(trivial, 4)})")
+            average = _mean([r.mean_kernel_error for r in rows])
+            text = (f"{method.split(' [')[0]} {error:.4f} (trivial estimates: {table.trivial_label} "
+                    f"{_fmt(trivial, 4)}, mean training kernel {_fmt(average, 4)})")
+            r = correlation([r.kernel_std for r in rows], [r.true_kernel_std for r in rows])
+            if r is not None:
+                text += f"; correlation of the estimate's width with the true kernel's over the images: r = {r:.3f}"
+            scored.append(text)
     if scored:
         lines += ["", "MGDA kernel estimate error (sum of absolute differences between the normalised kernels, "
                       f"mean over images, lower is better; {table.kernel_note}): " + " · ".join(scored) + "."]

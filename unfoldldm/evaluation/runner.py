@@ -110,18 +110,23 @@ def _display_degraded(sample: protocol.Sample, scale: int) -> torch.Tensor:
     return x.repeat_interleave(scale, -2).repeat_interleave(scale, -1) if scale > 1 else x
 
 
-def _kernel_scores(out: bl.Output, sample: protocol.Sample, trivial: torch.Tensor) -> tuple[float, float, int]:
-    from ..visualize import kernel_error
+def _kernel_scores(rec: report.Record, out: bl.Output, sample: protocol.Sample, trivial: list[torch.Tensor]) -> int:
+    """Fill ``rec``'s kernel fields (errors of the estimate and of the two trivial guesses, widths);
+    returns the estimate's size."""
+    from ..visualize import kernel_error, kernel_std
 
     size = out.kernel.shape[-1]
     true = protocol.fit_kernel(sample.kernel, size)[None, None]
-    est = out.kernel[None, None]
-    guess = protocol.fit_kernel(trivial, size)[None, None]
-    return kernel_error(est, true).item(), kernel_error(guess, true).item(), size
+    rec.kernel_error = kernel_error(out.kernel[None, None], true).item()
+    rec.trivial_kernel_error, rec.mean_kernel_error = (
+        kernel_error(protocol.fit_kernel(guess, size)[None, None], true).item() for guess in trivial
+    )
+    rec.kernel_std, rec.true_kernel_std = kernel_std(out.kernel).item(), kernel_std(sample.kernel).item()
+    return size
 
 
 def _score(method: bl.Method, sample: protocol.Sample, setting: protocol.Setting, dataset: str,
-           scorer: LPIPS | None, trivial: torch.Tensor | None) -> tuple[report.Record, torch.Tensor, int]:
+           scorer: LPIPS | None, trivial: list[torch.Tensor] | None) -> tuple[report.Record, torch.Tensor, int]:
     """Run and time ``method`` on ``sample``; returns its record, its uint8-rounded output and the
     size of its kernel estimate (0 when it has none or the setting has no true kernel)."""
     start = time.perf_counter()
@@ -140,7 +145,7 @@ def _score(method: bl.Method, sample: protocol.Sample, setting: protocol.Setting
     )
     size = 0
     if method.is_model and out.kernel is not None and sample.kernel is not None:
-        rec.kernel_error, rec.trivial_kernel_error, size = _kernel_scores(out, sample, trivial)
+        size = _kernel_scores(rec, out, sample, trivial)
     return rec, image, size
 
 
@@ -181,7 +186,7 @@ def evaluate(args: argparse.Namespace, command: str) -> EvalReport:
             if not tables:
                 _warm_up(methods, setting)
             tables.append(report.Table(dataset, setting.title, setting.key, [m.name for m in methods], models[-1][0]))
-            trivial = protocol.trivial_kernel(setting) if setting.has_kernels else None
+            trivial = [protocol.trivial_kernel(setting), protocol.mean_training_kernel(args.task)] if setting.has_kernels else None
             for i, sample in enumerate(protocol.samples(setting, paths)):
                 bar.set_description(f"{dataset} {setting.key} {sample.name}")
                 want_crop = d_index == 0 and setting == crop_setting and i < CROP_IMAGES
@@ -207,8 +212,11 @@ def evaluate(args: argparse.Namespace, command: str) -> EvalReport:
         trivial_what = ("the mean of the 8 protocol kernels" if args.task == "deblur"
                         else "a centred Gaussian of the protocol's mean width, std 1.5 px")
         for t in tables:
+            t.trivial_label = "mean protocol kernel" if args.task == "deblur" else "centred Gaussian"
             t.kernel_note = (f"the 21x21 true kernel is centre-cropped/padded to the model's {sizes}; "
-                             f"trivial estimate: {trivial_what}")
+                             f"trivial estimates: {trivial_what}, and the mean first-order kernel of the "
+                             f"'{protocol.training_preset(args.task)}' training degradations; width = RMS "
+                             "distance from the centre")
     notes += _protocol_notes(args.task, device)
     header = _header(args, datasets, device, scorer is not None, crop_setting)
     text = report.markdown(command, header, tables, records, scorer is not None, notes, spot)

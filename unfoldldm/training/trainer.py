@@ -159,6 +159,9 @@ class Trainer:
         self.bank = CropBank(data, self.crop, self.device, seed=seed)
         self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
         self.step, self.elapsed, self.phase, self.phase_start = 0, 0.0, (2 if opts.phases == "2" else 1), 0
+        # Seconds spent in the first step of each phase of each process: compiling, recording the
+        # CUDA graph, tuning cuDNN. The learning-rate schedule of a time budget runs on the rest.
+        self.setup_s, self.fresh = 0.0, True
         self.phase_steps = {1: 0, 2: 0}
         if resume:
             self._load_state()
@@ -205,7 +208,8 @@ class Trainer:
         return {"torch": torch.get_rng_state(), "data": self.bank.generator.get_state(), "degrade": self.generator.get_state()}
 
     def _meta(self) -> dict:
-        return {"step": self.step, "elapsed": self.elapsed, "phase": self.phase, "phase_start": self.phase_start,
+        return {"step": self.step, "elapsed": self.elapsed, "setup_s": self.setup_s, "phase": self.phase,
+                "phase_start": self.phase_start,
                 "phase_steps": self.phase_steps, "package_version": __version__, "device_type": self.device.type}
 
     def save_state(self) -> None:
@@ -223,7 +227,7 @@ class Trainer:
         self._configure_optimizer()
         torch.set_rng_state(parts["rng"]["torch"])
         self.bank.generator.set_state(parts["rng"]["data"])
-        self.step, self.elapsed = meta["step"], meta["elapsed"]
+        self.step, self.elapsed, self.setup_s = meta["step"], meta["elapsed"], meta.get("setup_s", 0.0)
         if meta.get("device_type", self.device.type) == self.device.type:
             self.generator.set_state(parts["rng"]["degrade"])
         else:
@@ -235,9 +239,13 @@ class Trainer:
 
     # ----- schedule -------------------------------------------------------------------------
     def _progress(self) -> float:
-        """Fraction of the whole run done (steps, or wall-clock time against the budget)."""
+        """Fraction of the whole run done: steps, or training time against the budget. Set-up time
+        (compiling, graph capture) is left out of both sides, so it shortens the schedule instead of
+        eating its warm-up; the run still ends when ``elapsed`` reaches the budget."""
         if self.opts.budget_minutes is not None:
-            return self.ranks.agree(self.elapsed / (60 * self.opts.budget_minutes))
+            left = 60 * self.opts.budget_minutes - self.setup_s
+            done = (self.elapsed - self.setup_s) / left if left > 0 else 1.0
+            return self.ranks.agree(done)
         return self.step / self.opts.steps
 
     def _phase_progress(self, overall: float) -> float:
@@ -246,20 +254,28 @@ class Trainer:
 
     # ----- one step -------------------------------------------------------------------------
     def _batch(self) -> list[Tensor]:
-        """The random part of a step: clean crops and their degradation; phase 2 adds a second
-        degradation of the same crops and the prior's starting noise (stages, 2B, N, C_z)."""
+        """The random part of a step: clean crops, their degradation, and the true kernels with the
+        mask of samples whose operator the model can represent (for the kernel loss); phase 2 adds
+        a second degradation of the same crops (kernels and mask then cover both) and the prior's
+        starting noise (stages, 2B, N, C_z)."""
         channels_last = torch.channels_last
         clean = self.bank.sample(self.batch).contiguous(memory_format=channels_last)
-        y = degrade(clean, self.cfg.degradation, self.generator).y.contiguous(memory_format=channels_last)
+        down_modes = self.cfg.degradation.down_modes
+        first = degrade(clean, self.cfg.degradation, self.generator)
+        y = first.y.contiguous(memory_format=channels_last)
         if self.phase == 1:
-            return [clean, y]
-        y2 = degrade(clean, self.cfg.degradation, self.generator).y.contiguous(memory_format=channels_last)
+            return [clean, y, first.kernel, first.operator_known(down_modes)]
+        second = degrade(clean, self.cfg.degradation, self.generator)
+        y2 = second.y.contiguous(memory_format=channels_last)
+        kernels = torch.cat([first.kernel, second.kernel])
+        known = torch.cat([first.operator_known(down_modes), second.operator_known(down_modes)])
         cfg = self.cfg.model
         noise = torch.randn(cfg.stages, clean.shape[0], cfg.latent_tokens, cfg.latent_dim, device=self.device,
                             generator=self.generator)
-        return [clean, y, y2, noise.repeat(1, 2, 1, 1)]  # both degradations start from the same noise
+        return [clean, y, kernels, known, y2, noise.repeat(1, 2, 1, 1)]  # both degradations start from the same noise
 
-    def _update(self, clean: Tensor, y: Tensor, y2: Tensor | None = None, noise: Tensor | None = None) -> dict[str, Tensor]:
+    def _update(self, clean: Tensor, y: Tensor, kernels: Tensor, known: Tensor, y2: Tensor | None = None,
+                noise: Tensor | None = None) -> dict[str, Tensor]:
         """Losses, backward, clipping, AdamW and EMA on one batch. It never waits for the GPU, so it
         can also be recorded in a CUDA graph (:class:`GraphedStep`)."""
         w: LossWeights = self.cfg.losses
@@ -268,11 +284,11 @@ class Trainer:
         with autocast:
             if y2 is None:
                 out = self.net(y, clean, prior_mode="teacher")
-                terms = restoration_loss(out, clean, y, w)
+                terms = restoration_loss(out, clean, y, w, kernels, known)
             else:
                 pair_y, pair_x = torch.cat([y, y2]), torch.cat([clean, clean])
                 out = self.net(pair_y, pair_x, prior_mode="distill", noise=list(noise.unbind(0)))
-                terms = restoration_loss(out, pair_x, pair_y, w)
+                terms = restoration_loss(out, pair_x, pair_y, w, kernels, known)
                 halves = [z.chunk(2) for z in out.latents]
                 terms["kd"] = kd_loss(out.latents, out.teacher_latents)
                 terms["invariance"] = invariance_loss([a for a, _ in halves], [b for _, b in halves])
@@ -357,7 +373,7 @@ class Trainer:
                     break
                 if self.phase == 1 and overall >= self.phase1_share:
                     self.save_state()  # phase 1's work is kept whatever happens in phase 2
-                    self.phase, self.phase_start = 2, self.step
+                    self.phase, self.phase_start, self.fresh = 2, self.step, True
                     self.graphed.reset()
                     if log:
                         log.write(f"# step {self.step}: phase 2 (diffusion prior distillation) starts\n")
@@ -386,7 +402,10 @@ class Trainer:
                         log.flush()
                 if self.step % self.cfg.save_every == 0:
                     self.save_state()
-                self.elapsed += time.perf_counter() - start  # logging and saving count against the budget
+                seconds = time.perf_counter() - start  # logging and saving count against the budget
+                self.elapsed += seconds
+                if self.fresh:
+                    self.setup_s, self.fresh = self.setup_s + seconds, False
         except KeyboardInterrupt:
             self.save_state()
             raise
@@ -424,6 +443,7 @@ class Trainer:
             "phase1_steps": self.phase_steps[1],
             "phase2_steps": self.phase_steps[2],
             "wall_time_s": round(self.elapsed, 1),
+            "setup_s": round(self.setup_s, 1),  # of which compiling / recording graphs
             "device": device_name,
             "world_size": self.ranks.world,
             "cuda_graphs": self.graphs,
