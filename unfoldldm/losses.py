@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .archs import UnfoldOutput
+from .archs import Degradation, UnfoldOutput
 from .archs.blocks import haar_dwt
 
 
@@ -43,7 +43,7 @@ def isda_loss(explanations: list[list[Tensor]], y: Tensor) -> Tensor:
     return sum(terms) / len(terms)
 
 
-def kernel_loss(degradations: list, target: Tensor, known: Tensor) -> Tensor:
+def kernel_loss(degradations: list[Degradation], target: Tensor, known: Tensor) -> Tensor:
     """Supervision of the MGDA kernel estimate: the sum of absolute differences between each stage's
     2-D kernel (mean over channels) and the true one, averaged over the samples where the true
     operator is known (``known``, (B,) bool) and over stages. ``target`` (B, p, p) is the kernel the
