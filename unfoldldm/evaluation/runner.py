@@ -125,10 +125,17 @@ def _kernel_scores(rec: report.Record, out: bl.Output, sample: protocol.Sample, 
     return size
 
 
+def _kernel_cell(kernel: torch.Tensor, side: int) -> torch.Tensor:
+    """A (p, p) kernel as a (3, side, side) grey picture for crops.png, scaled to its peak."""
+    from ..visualize import kernel_to_image
+
+    return kernel_to_image(kernel.float()[None, None], side)[0].expand(3, -1, -1)
+
+
 def _score(method: bl.Method, sample: protocol.Sample, setting: protocol.Setting, dataset: str,
-           scorer: LPIPS | None, trivial: list[torch.Tensor] | None) -> tuple[report.Record, torch.Tensor, int]:
-    """Run and time ``method`` on ``sample``; returns its record, its uint8-rounded output and the
-    size of its kernel estimate (0 when it has none or the setting has no true kernel)."""
+           scorer: LPIPS | None, trivial: list[torch.Tensor] | None) -> tuple[report.Record, torch.Tensor, int, bl.Output]:
+    """Run and time ``method`` on ``sample``; returns its record, its uint8-rounded output, the
+    size of its kernel estimate (0 when it has none or the setting has no true kernel) and its output."""
     start = time.perf_counter()
     out = method.run(sample)
     seconds = time.perf_counter() - start
@@ -146,7 +153,7 @@ def _score(method: bl.Method, sample: protocol.Sample, setting: protocol.Setting
     size = 0
     if method.is_model and out.kernel is not None and sample.kernel is not None:
         size = _kernel_scores(rec, out, sample, trivial)
-    return rec, image, size
+    return rec, image, size, out
 
 
 def evaluate(args: argparse.Namespace, command: str) -> EvalReport:
@@ -193,7 +200,7 @@ def evaluate(args: argparse.Namespace, command: str) -> EvalReport:
                 top, left, h, w = report.crop_box(*sample.clean.shape[-2:])
                 cells = [("degraded", _display_degraded(sample, scale)[:, top:top + h, left:left + w])]
                 for method in methods:
-                    rec, image, size = _score(method, sample, setting, dataset, scorer, trivial)
+                    rec, image, size, out = _score(method, sample, setting, dataset, scorer, trivial)
                     records.append(rec)
                     if want_crop and method is methods[-1]:
                         spot.append(rec)
@@ -203,6 +210,9 @@ def evaluate(args: argparse.Namespace, command: str) -> EvalReport:
                         cells.append((method.short or method.name, image[:, top:top + h, left:left + w]))
                 if want_crop:
                     cells.append(("ground truth", sample.clean[:, top:top + h, left:left + w]))
+                    if size:  # the evaluated model's kernel estimate beside the true kernel
+                        cells += [("kernel: ours", _kernel_cell(out.kernel, min(h, w))),
+                                  ("kernel: true", _kernel_cell(sample.kernel, min(h, w)))]
                     crop_rows.append((f"{dataset} / {setting.title} / {sample.name}", cells))
                 bar.update(1)
     bar.close()
@@ -248,7 +258,9 @@ def _header(args, datasets, device, lpips_on: bool, crop_setting: protocol.Setti
         f"data: {counts}" + (f" — first {args.limit} per folder (--limit)" if args.limit else ""),
         f"LPIPS: {'AlexNet v0.1 (offline weights)' if lpips_on else 'off'}",
         f"crops.png: the first {CROP_IMAGES} images of {datasets[0][0]}, {crop_setting.title}, "
-        f"centre crops of at most {report.CROP}x{report.CROP} shown x{report.ZOOM}",
+        f"centre crops of at most {report.CROP}x{report.CROP} shown x{report.ZOOM}"
+        + ("; then the MGDA kernel estimate of the evaluated model and the true kernel (grey, each scaled "
+           "to its peak)" if crop_setting.has_kernels else ""),
     ]
 
 
