@@ -47,15 +47,21 @@ def random_images(folder: Path, count: int, size: int) -> None:
         Image.fromarray((img.permute(1, 2, 0) * 255).byte().numpy()).save(folder / f"{i}.png")
 
 
-def trainer_step(preset_name: str, phase: int, mode: str, data: str, batch: int, crop: int, device: str):
-    """``Trainer.train_step`` of a restoration run with model ``preset_name`` on the images in ``data``
-    (the shipped configs' degradations and losses), set to ``phase``; and the model's size in millions."""
+def bench_trainer(preset_name: str, phase: int, mode: str, data: str, batch: int, crop: int, device: str) -> Trainer:
+    """A ``Trainer`` of a restoration run with model ``preset_name`` on the images in ``data`` (the
+    shipped configs' degradations and losses), set to ``phase``."""
     cfg = config_from_dict({"model": {"preset": preset_name, "task": "restore"}, "degradation": "restore",
                             "data": {"folders": [data], "crop": crop, "batch": batch}}, Path(f"bench_{preset_name}.yaml"))
     opts = RunOptions(out=tempfile.mkdtemp(prefix="bench_train_"), steps=10**9, data=[data], device=device,
                       compile="compile" in mode, cuda_graphs="graphs" in mode, progress=False)
     trainer = Trainer(cfg, opts)
     trainer.phase = phase
+    return trainer
+
+
+def trainer_step(preset_name: str, phase: int, mode: str, data: str, batch: int, crop: int, device: str):
+    """``Trainer.train_step`` of :func:`bench_trainer`, and the model's size in millions."""
+    trainer = bench_trainer(preset_name, phase, mode, data, batch, crop, device)
     params = sum(p.numel() for p in trainer.model.parameters()) / 1e6
     return (lambda: trainer.train_step(1e-4)["total"]), params
 

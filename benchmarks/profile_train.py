@@ -23,7 +23,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_train import random_images, trainer_step  # noqa: E402
+from bench_train import bench_trainer, random_images  # noqa: E402
 
 from unfoldldm.archs import operators  # noqa: E402
 from unfoldldm.training import trainer as trainer_module  # noqa: E402
@@ -128,10 +128,13 @@ def main() -> None:
         random_images(Path(data), 8, max(2 * crop, 160))
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if gpu else [])
     for phase in (int(p) for p in args.phases.split(",")):
-        # trainer_step builds a Trainer; reach it through the closure to annotate its parts.
-        step, params = trainer_step(args.preset, phase, "eager", data, batch, crop, args.device)
-        trainer = step.__closure__[0].cell_contents
+        trainer = bench_trainer(args.preset, phase, "eager", data, batch, crop, args.device)
+        params = sum(p.numel() for p in trainer.model.parameters()) / 1e6
         annotate(trainer)
+
+        def step(trainer=trainer):
+            return trainer.train_step(1e-4)["total"]
+
         for _ in range(3):
             step()
         if gpu:

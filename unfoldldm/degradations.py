@@ -97,10 +97,11 @@ class DegradedBatch:
         decomposed operator (no second blur pass; at scale > 1 the "decimate" mode, whose grid is
         ``S_s``'s). Training supervises the MGDA kernel estimate on these samples only."""
         exact = ~self.second_order
-        if self.scale > 1:
-            index = down_modes.index("decimate") if "decimate" in down_modes else -2
-            exact = exact & (self.down_mode == index)
-        return exact
+        if self.scale == 1:
+            return exact
+        if "decimate" not in down_modes:
+            return torch.zeros_like(exact)
+        return exact & (self.down_mode == down_modes.index("decimate"))
 
 
 # ----------------------------------------------------------------------------- random draws
