@@ -1,0 +1,21 @@
+"""The model code reproduces pinned outputs of fixed checkpoints (fp32, CPU): speed-ups and
+restructurings must not change what users get (max abs difference <= 1e-5)."""
+
+from __future__ import annotations
+
+import pytest
+from safetensors.torch import load_file
+
+from reference_cases import CASES, FIXTURES, run_case
+
+REFERENCE = load_file(str(FIXTURES / "reference_outputs.safetensors"))
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_outputs_match_the_pinned_reference(name):
+    out = run_case(name)
+    for key, value in out.items():
+        ref = REFERENCE[f"{name}.{key}"]
+        assert value.shape == ref.shape, key
+        diff = (value.float() - ref.float()).abs().max().item()
+        assert diff <= 1e-5, f"{name}.{key}: max abs difference {diff:.2e} from the pinned output"
