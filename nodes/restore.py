@@ -43,6 +43,7 @@ class UnfoldLDMRestore:
             tile_size: int, overlap: int):
         import torch
 
+        from ..unfoldldm.limits import check_restore_options
         from ..unfoldldm.pipeline import RestoreOptions, restore
         from ..unfoldldm.visualize import kernel_to_image, noise_map_to_image
 
@@ -50,6 +51,7 @@ class UnfoldLDMRestore:
         model.to_device((tile or 1024) ** 2)
         options = RestoreOptions(stages=stages or None, tile=tile, overlap=overlap, prior_steps=prior_steps,
                                  seed=seed, prior_strength=prior_strength, max_pixels=MAX_PIXELS)
+        check_restore_options(options, model.model)  # e.g. a NaN strength passes ComfyUI's min/max check
         progress = Progress()
         bchw = to_bchw(image)
         result = restore(model.model, bchw, options, progress=progress, should_stop=progress.should_stop)

@@ -112,8 +112,11 @@ class UnfoldLDMDiffusionPrior:
         }
 
     def run(self, state: ChainState, steps: int, seed: int, strength: float):
+        from ..unfoldldm.limits import check_prior_strength, check_seed
         from ..unfoldldm.pipeline import prior_step
 
+        check_seed(seed)
+        check_prior_strength(strength)  # NaN passes ComfyUI's min/max check
         state.loaded.to_device(0)
         Progress.should_stop()
         stage = prior_step(state.loaded.model, state.stage, steps, seed, strength)

@@ -159,8 +159,11 @@ def build_tab():
     from unfoldldm.ui.builder import build_restore_ui
 
     global last_ui
+    # Server folders in the batch tab follow the WebUI's own rule for its directory inputs: off when it
+    # was started with --hide-ui-dir-config (which public/shared set-ups use).
+    hide_dirs = bool(getattr(getattr(shared, "cmd_opts", None), "hide_ui_dir_config", False))
     kwargs = {"models": lambda: registry().names(), "load": load, "device_choice": False,
-              "on_run_wrapper": run_in_queue, "elem_prefix": TAB_ID}
+              "on_run_wrapper": run_in_queue, "elem_prefix": TAB_ID, "batch": not hide_dirs}
     if "should_stop" in inspect.signature(build_restore_ui).parameters:
         kwargs["should_stop"] = interrupted
     with gr.Blocks(analytics_enabled=False) as blocks:

@@ -1,6 +1,8 @@
-"""Shared pytest fixtures: small random UnfoldLDM models and their checkpoints."""
+"""Shared pytest fixtures: small random UnfoldLDM models and their checkpoints, training pictures."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -61,3 +63,20 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def training_photos(tmp_path_factory) -> Path:
+    """A folder of eight 96x96 training pictures cut from the bundled sample photo (shifted, turned
+    and flipped), so training tests need no dataset."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("training_photos")
+    sample = Path(__file__).resolve().parents[1] / "samples" / "astronaut_clean.png"
+    with Image.open(sample) as img:
+        img = img.convert("RGB")
+        for i in range(8):
+            crop = img.crop((20 * i, 16 * (i % 4), 20 * i + 96, 16 * (i % 4) + 96))
+            crop = crop.rotate(90 * (i % 4)) if i % 2 else crop.transpose(Image.FLIP_LEFT_RIGHT)
+            crop.save(folder / f"photo{i}.png")
+    return folder

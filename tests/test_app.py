@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -56,7 +57,8 @@ def app_server(tmp_path_factory):
     port = _free_port()
     log = open(folder / "server.log", "w+")
     env = dict(os.environ, PYTHONPATH=str(REPO), GRADIO_ANALYTICS_ENABLED="False", OMP_NUM_THREADS="1",
-               GRADIO_TEMP_DIR=str(folder / "gradio_tmp"))
+               GRADIO_TEMP_DIR=str(folder / "gradio_tmp"), TMPDIR=str(folder / "tmp"))
+    (folder / "tmp").mkdir()
     proc = subprocess.Popen(
         [sys.executable, "-m", "unfoldldm", "app", "--port", str(port), "--model-dir", str(folder),
          "--max-upload-mb", str(MAX_UPLOAD_MB), "--device", "cpu"],
@@ -174,3 +176,37 @@ def test_non_image_file_gives_our_message(app_server, tmp_path):
     with pytest.raises(Exception) as info:
         _restore(client, file_path=note)
     assert "not an image file" in str(info.value), str(info.value)
+
+
+def test_foreign_host_header_is_refused(app_server):
+    """DNS rebinding: a web page at evil.example resolving to 127.0.0.1 sends Host: evil.example."""
+    url, _ = app_server
+    port = url.rsplit(":", 1)[1].strip("/")
+    for path in ("", "gradio_api/upload", "config"):
+        request = urllib.request.Request(url + path, headers={"Host": f"evil.example:{port}"})
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(request, timeout=10)
+        assert info.value.code == 400
+    ok = urllib.request.Request(url, headers={"Host": f"localhost:{port}"})
+    with urllib.request.urlopen(ok, timeout=10) as response:
+        assert response.status == 200
+
+
+def test_no_batch_endpoint_without_batch_root(app_server, tmp_path):
+    url, _ = app_server
+    client = gradio_client.Client(url, verbose=False)
+    with pytest.raises(Exception):
+        client.predict(str(tmp_path), str(tmp_path / "out"), True, MODEL, 1, 0, 0, 0, 1.0, "cpu", "auto",
+                       api_name="/unfoldldm_run_batch")
+    assert not (tmp_path / "out").exists()
+
+
+def test_download_folders_do_not_pile_up(app_server, tmp_path):
+    url, folder = app_server
+    client = gradio_client.Client(url, verbose=False)
+    image = _png(tmp_path / "in.png")
+    for _ in range(6):
+        _restore(client, image_path=image)
+    spools = list((folder / "tmp").glob("unfoldldm_downloads_*"))
+    assert len(spools) == 1 and len(list(spools[0].iterdir())) <= 4
+    assert not list((folder / "tmp").glob("unfoldldm_[!d]*"))  # no per-request folders beside it

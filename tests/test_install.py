@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-IMPORTS = {"numpy", "PIL", "safetensors", "diffusers", "tqdm", "yaml"}
+IMPORTS = {"numpy", "PIL", "safetensors", "tqdm", "yaml"}
 
 
 @pytest.fixture
@@ -65,11 +65,11 @@ def test_a1111_mode_asks_is_installed_by_import_name_and_uses_run_pip(installer,
 
 def test_a_version_outside_the_bounds_is_reinstalled_within_them(installer, monkeypatch):
     real_version = importlib.metadata.version
-    monkeypatch.setattr(importlib.metadata, "version", lambda n: "0.10.0" if n == "diffusers" else real_version(n))
+    monkeypatch.setattr(importlib.metadata, "version", lambda n: "4.0.0" if n == "tqdm" else real_version(n))
     launch, calls = fake_launch(missing=set())
     monkeypatch.setitem(sys.modules, "launch", launch)
     installer.main([])
-    assert [args for kind, args in calls if kind == "run_pip"] == ['install "diffusers>=0.29,<1"']
+    assert [args for kind, args in calls if kind == "run_pip"] == ['install "tqdm>=4.60,<5"']
 
 
 def test_dry_run_installs_nothing(installer, monkeypatch, capsys):

@@ -235,13 +235,24 @@ def test_nano_overfits_one_small_batch():
     assert history[-1] < history[0] / 10, history[::25]
 
 
+def _diffusers_ddim(train_timesteps: int, steps: int):
+    """diffusers' DDIM scheduler configured as the prior's chain (the reference; tests only)."""
+    from diffusers import DDIMScheduler
+
+    scheduler = DDIMScheduler(num_train_timesteps=train_timesteps, beta_schedule="squaredcos_cap_v2",
+                              prediction_type="sample", clip_sample=False, set_alpha_to_one=True)
+    scheduler.set_timesteps(steps)
+    return scheduler
+
+
 @pytest.mark.parametrize("steps", [1, 4, 10])
 def test_ddim_schedule_reproduces_the_diffusers_step(steps):
-    """The prior's reverse chain uses Python coefficients read from diffusers' DDIM scheduler (so it
-    compiles and captures in CUDA graphs); each update must equal ``DDIMScheduler.step``."""
-    from unfoldldm.archs.drldm import ddim_schedule, make_scheduler
+    """The prior's reverse chain uses our own Python coefficients (so inference needs no diffusers, and
+    the chain compiles and captures in CUDA graphs); each update must equal ``DDIMScheduler.step``."""
+    from unfoldldm.archs.drldm import alphas_cumprod, ddim_schedule
 
-    scheduler = make_scheduler(1000, steps)
+    scheduler = _diffusers_ddim(1000, steps)
+    assert torch.equal(alphas_cumprod(1000), scheduler.alphas_cumprod)
     schedule = ddim_schedule(1000, steps)
     assert [t for t, _, _ in schedule] == [int(t) for t in scheduler.timesteps]
     gen = torch.Generator().manual_seed(steps)
@@ -252,3 +263,28 @@ def test_ddim_schedule_reproduces_the_diffusers_step(steps):
         z_t = c0 * z0 + ct * z_t
         torch.testing.assert_close(z_t, expected, rtol=1e-5, atol=1e-5)
         z_t = expected
+
+
+def test_inference_runs_without_diffusers(tmp_path):
+    """ComfyUI does not ship diffusers: loading the bundled model and restoring must not import it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'diffusers':\n"
+        "            raise ImportError('diffusers is blocked in this test')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import torch\n"
+        "from unfoldldm.api import load_model\n"
+        "from unfoldldm.pipeline import restore, RestoreOptions\n"
+        "model = load_model(None, task='restore', device='cpu')\n"
+        "out = restore(model, torch.rand(1, 3, 40, 48), RestoreOptions(prior_steps=3))\n"
+        "assert out.image.shape == (1, 3, 40, 48)\n"
+        "assert 'diffusers' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -19,21 +19,15 @@ from unfoldldm.training.config import load_train_config
 from unfoldldm.training.trainer import RunOptions, learning_rate, resume_run, start_run
 
 REPO = Path(__file__).resolve().parents[1]
-BSDS = REPO.parent / "shared" / "data" / "train" / "bsds400"
 
 
-@pytest.fixture(scope="module")
-def few_images(tmp_path_factory):
-    if not BSDS.is_dir():
-        pytest.skip(f"training data not found at {BSDS}")
-    folder = tmp_path_factory.mktemp("bsds6")
-    for path in sorted(BSDS.iterdir())[:6]:
-        shutil.copy(path, folder / path.name)
-    return folder
+@pytest.fixture
+def few_images(training_photos):
+    return training_photos
 
 
 def _options(out, data, **kw):
-    base = dict(out=str(out), steps=24, data=[str(data)], batch=2, crop=32, device="cpu", progress=False)
+    base = dict(out=str(out), steps=24, data=[str(data)], batch=2, crop=32, device="cpu", progress=False, precision="fp32")
     base.update(kw)
     return RunOptions(**base)
 
@@ -52,7 +46,7 @@ def nano_config(tmp_path):
     """The shipped nano config, logging every step (runs re-read their config file on resume)."""
 
     def make(steps=24):
-        raw = yaml.safe_load((REPO / "configs" / "nano.yaml").read_text())
+        raw = yaml.safe_load((REPO / "unfoldldm" / "configs" / "nano.yaml").read_text())
         raw.update(log_every=1, save_every=1000)
         raw["train"]["steps"] = steps
         path = tmp_path / "nano_test.yaml"
@@ -79,7 +73,9 @@ def test_nano_run_learns_both_phases_and_exports(tmp_path, few_images, nano_conf
     from unfoldldm.degradations import DegradationConfig, degrade
     from unfoldldm.losses import charbonnier
 
-    trainer = start_run(nano_config(40), _options(tmp_path / "run", few_images, steps=40, batch=4))
+    cfg = nano_config(40)
+    cfg.degradation = DegradationConfig.preset("denoise")  # what the held-out batch has
+    trainer = start_run(cfg, _options(tmp_path / "run", few_images, steps=40, batch=4))
     gen = torch.Generator().manual_seed(99)
     clean = torch.nn.functional.avg_pool2d(torch.stack([img[:, :64, :64].float() / 255 for img in trainer.bank.images[:4]]), 2)
     y = degrade(clean, DegradationConfig.preset("denoise"), gen).y
@@ -94,7 +90,7 @@ def test_nano_run_learns_both_phases_and_exports(tmp_path, few_images, nano_conf
     assert after < 0.9 * before, (before, after)
     info = read_checkpoint_info(path)
     assert info.provenance["phase1_steps"] == 24 and info.provenance["phase2_steps"] == 16
-    assert info.provenance["num_images"] == 6 and info.provenance["device"] == "cpu"
+    assert info.provenance["num_images"] == 8 and info.provenance["device"] == "cpu"
     assert "kd=" in (tmp_path / "run" / "log.txt").read_text()
     model = load_checkpoint(path)
     assert model(torch.rand(1, 3, 32, 32)).images[-1].shape == (1, 3, 32, 32)
@@ -127,7 +123,7 @@ def test_bad_data_and_existing_run_are_refused(tmp_path, few_images, nano_config
 def test_torchrun_two_gloo_processes(tmp_path, few_images):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
-           "-m", "unfoldldm", "train", "--config", str(REPO / "configs" / "nano.yaml"), "--out", str(out),
+           "-m", "unfoldldm", "train", "--config", str(REPO / "unfoldldm" / "configs" / "nano.yaml"), "--out", str(out),
            "--steps", "16", "--data", str(few_images), "--batch", "2", "--crop", "32", "--device", "cpu", "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
@@ -211,6 +207,7 @@ def test_supervised_kernel_loss_is_logged_and_teaches_the_kernel_estimate(tmp_pa
     errors = {}
     for weight in (0.0, 2.0):
         cfg = nano_config(steps=40)
+        cfg.degradation = DegradationConfig(blur_prob=1.0, noise_prob=0.5, jpeg_prob=0.0)  # kernels to learn from
         cfg.losses.kernel = weight
         cfg.train.phase1_fraction = 1.0
         trainer = start_run(cfg, _options(tmp_path / f"run{weight}", few_images, steps=40, batch=4))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,12 +40,17 @@ class CheckpointInfo:
 
 
 def _pickle_message(path: Path) -> str:
+    """The refusal of a pickle file, with a conversion command that is safe to paste into a POSIX
+    shell whatever the file is called: the path is one quoted argument, never part of the code."""
+    code = (
+        "import sys, torch; from safetensors.torch import save_file; "
+        "sd = torch.load(sys.argv[1], map_location='cpu', weights_only=True); "
+        "save_file({k: v.contiguous() for k, v in sd.items()}, 'model.safetensors')"
+    )
     return (
         f"{path.name}: '{path.suffix}' files are Python pickles, which can run arbitrary code when "
         "loaded, so UnfoldLDM refuses them. If you trust the file, convert it once with:\n"
-        "  python -c \"import torch; from safetensors.torch import save_file; "
-        f"sd = torch.load('{path}', map_location='cpu', weights_only=True); "
-        "save_file({k: v.contiguous() for k, v in sd.items()}, 'model.safetensors')\"\n"
+        f"  python -c {shlex.quote(code)} {shlex.quote(str(path))}\n"
         "then load those tensors into the matching UnfoldLDM model and write it with "
         "unfoldldm.save_checkpoint(path, model), which adds the config metadata this loader needs."
     )
@@ -128,12 +134,18 @@ def read_checkpoint_info(path: str | Path) -> CheckpointInfo:
             f"supported by this UnfoldLDM ({__version__}); upgrade the package."
         )
     try:
-        config = ModelConfig.from_dict(json.loads(metadata["config"]))
+        raw_config = json.loads(metadata["config"])
         provenance = json.loads(metadata.get("provenance", "{}"))
-    except CheckpointError as exc:  # unknown fields (newer package) or an invalid config: name the file
-        raise CheckpointError(f"{path.name}: {exc}") from None
-    except (KeyError, json.JSONDecodeError, TypeError, ValueError) as exc:
+    except (KeyError, json.JSONDecodeError, TypeError, ValueError, RecursionError) as exc:
         raise CheckpointError(f"{path.name}: the model config in the metadata is damaged ({exc}).") from None
+    if not isinstance(provenance, dict):
+        provenance = {"provenance": provenance}
+    try:  # every field is checked, and the network's size estimated, before anything is built
+        config = ModelConfig.from_dict(raw_config)
+    except CheckpointError as exc:  # unknown fields (newer package) or an invalid config: name the file
+        raise CheckpointError(
+            f"{path.name}: {exc} The file was edited or damaged; re-export it from its training run."
+        ) from None
     return CheckpointInfo(path=path, config=config, metadata=metadata, provenance=provenance, num_tensors=len(keys))
 
 
@@ -144,6 +156,7 @@ def load_checkpoint(
     expect_task: str | None = None,
 ):
     """Build the model that ``path`` describes, load its weights strictly, and return it in eval mode."""
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
     from .archs import build_model
@@ -154,15 +167,16 @@ def load_checkpoint(
             f"{info.path.name} is a '{info.task}' model (scale {info.config.scale}), but task "
             f"'{expect_task}' was asked for. Pick a matching model or change the task."
         )
-    try:
-        tensors = load_file(str(info.path), device="cpu")
-    except Exception as exc:
+    model = build_model(info.config)  # bounded: the config's size was checked by read_checkpoint_info
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    try:  # compare names and shapes from the header first: a mismatching file is never read whole
+        with safe_open(str(info.path), framework="pt") as f:
+            stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as exc:  # noqa: BLE001 - safetensors has its own error types
         raise CheckpointError(f"{info.path.name}: the tensor data cannot be read ({exc}); the file is damaged.") from None
-    model = build_model(info.config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong_shape = sorted(k for k in set(expected) & set(tensors) if expected[k].shape != tensors[k].shape)
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    wrong_shape = sorted(k for k in set(expected) & set(stored) if expected[k] != stored[k])
     if missing or unexpected or wrong_shape:
         parts = []
         for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
@@ -173,6 +187,10 @@ def load_checkpoint(
             f"({', '.join(parts)}). The file was written by a different model version or edited; "
             "re-export it from its training run."
         )
+    try:
+        tensors = load_file(str(info.path), device="cpu")
+    except Exception as exc:
+        raise CheckpointError(f"{info.path.name}: the tensor data cannot be read ({exc}); the file is damaged.") from None
     model.load_state_dict(tensors, strict=True)
     model.checkpoint_info = info
     return model.to(device=device, dtype=dtype).eval()

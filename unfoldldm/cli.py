@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from .argtypes import positive_int
+from .argtypes import bounded_float, bounded_int, non_negative_int, positive_int, threads
 from .errors import UnfoldLDMError
 
 EPILOG = """examples:
@@ -49,13 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="restore: same size out; sr4x: 4x super-resolution (picks the matching default weights)")
     r.add_argument("--model", default=None, help="model name or .safetensors path (default: the task's bundled weights)")
     r.add_argument("--stages", type=positive_int, default=None, help="stop after this many stages (faster, less refined)")
-    r.add_argument("--tile", type=int, default=512, help="tile size in output pixels; 0 restores the whole image at once")
-    r.add_argument("--overlap", type=int, default=32, help="tile overlap in output pixels")
+    r.add_argument("--tile", type=non_negative_int, default=512,
+                   help="tile size in output pixels; 0 restores the whole image at once")
+    r.add_argument("--overlap", type=non_negative_int, default=32, help="tile overlap in output pixels")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     r.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
-    r.add_argument("--seed", type=int, default=0, help="seed of the diffusion prior (same seed, same output)")
-    r.add_argument("--prior-steps", type=positive_int, default=None, help="reverse diffusion steps (default: the model's)")
-    r.add_argument("--prior-strength", type=float, default=1.0, help="0 disables the learned prior, 1 as trained")
+    r.add_argument("--threads", type=threads, default="auto",
+                   help="CPU threads; auto uses the cores that are idle at start (one when the machine is busy)")
+    r.add_argument("--seed", type=bounded_int(0, 2**32 - 1), default=0,
+                   help="seed of the diffusion prior, 0 to 4294967295 (same seed, same output)")
+    r.add_argument("--prior-steps", type=bounded_int(1, 1000), default=None,
+                   help="reverse diffusion steps (default: the model's)")
+    r.add_argument("--prior-strength", type=bounded_float(0.0, 2.0), default=1.0,
+                   help="0 to 2: 0 disables the learned prior, 1 as trained")
     r.add_argument("--save-estimates", action="store_true",
                    help="also write the estimated blur kernel (NAME_kernel.png) and noise map (NAME_noise.png)")
     r.add_argument("--max-pixels", type=positive_int, default=None, help="refuse inputs with more pixels than this")
@@ -81,6 +87,14 @@ def _output_paths(inputs: list[Path], output: str) -> list[Path]:
         if len(inputs) != 1:
             raise UnfoldLDMError(f"-o {output} names one file, but there are {len(inputs)} inputs; give a folder instead.")
         return [out]
+    if out.suffix[1:].isalpha() and not out.is_dir():  # out.txt: a file name, but not of an image
+        if out.exists():
+            raise UnfoldLDMError(f"-o {output} is an existing file, not a folder; give a folder or an image file name.")
+        raise UnfoldLDMError(
+            f"-o {output} looks like a file name, but '{out.suffix}' is not an image type UnfoldLDM writes "
+            f"({', '.join(IMAGE_SUFFIXES)}). Give a folder, or a file name ending in .png; to write into a "
+            f"folder called {out.name}, create it first."
+        )
     names = [p.name for p in inputs]
     clashes = sorted({n for n in names if names.count(n) > 1})
     if clashes:
@@ -103,10 +117,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from .imageio import (
         DEFAULT_MAX_PIXELS,
         Picture,
+        check_output_path,
         expand_inputs,
         load_image,
         save_image,
     )
+    from .limits import check_memory_for_image, check_restore_options
     from .pipeline import RestoreOptions, restore
     from .visualize import kernel_to_image, noise_map_to_image
 
@@ -120,11 +136,15 @@ def cmd_restore(args: argparse.Namespace) -> int:
         inputs, outputs = inputs[rank::world], outputs[rank::world]
         if device == "auto" and torch.cuda.is_available():
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
+    from .runtime import configure_cpu
+
+    configure_cpu(args.threads, device)
     model = load_model(args.model, task=args.task, device=device, dtype=None if args.dtype == "auto" else args.dtype)
     options = RestoreOptions(
         stages=args.stages, tile=args.tile or None, overlap=args.overlap, prior_steps=args.prior_steps,
         seed=args.seed, prior_strength=args.prior_strength, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
     )
+    check_restore_options(options, model)  # e.g. --stages 9 for a 3-stage model: stop now, exit 2
     failures = 0
     bar = tqdm(total=len(inputs), unit="img", disable=args.quiet or rank > 0, file=sys.stderr)
     for src, dst in zip(inputs, outputs):
@@ -132,7 +152,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         try:
             if dst.exists() and not args.overwrite:
                 raise UnfoldLDMError(f"{dst} already exists; pass --overwrite to replace it.")
+            check_output_path(dst, src)  # e.g. an input .gif: say so before restoring it
             pic = load_image(src, max_pixels=options.max_pixels)
+            check_memory_for_image(model, pic.rgb.shape[-2], pic.rgb.shape[-1], options.tile, str(src))
             image = pic.rgb if pic.alpha is None else torch.cat([pic.rgb, pic.alpha])
             result = restore(model, image[None], options)
             out = result.image[0]
@@ -150,6 +172,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         except UnfoldLDMError as exc:
             failures += 1
             tqdm.write(f"error: {exc}", file=sys.stderr)
+        except OSError as exc:  # e.g. the output folder turned read-only: report it, go on with the rest
+            failures += 1
+            tqdm.write(f"error: {src}: {exc.strerror or exc} ({getattr(exc, 'filename', None) or dst})", file=sys.stderr)
         bar.update(1)
     bar.close()
     done = len(inputs) - failures
@@ -187,7 +212,26 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plain_warning(message, category, filename, lineno, line=None) -> str:
+    """Warnings as one line for people ("warning: ..."), without our source file and line."""
+    return f"warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    previous, warnings.formatwarning = warnings.formatwarning, _plain_warning
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = previous  # main() may run inside another program (tests, a host)
+
+
+def _main(argv: list[str] | None) -> int:
+    if (sys.argv[1:] if argv is None else argv)[:1] in (["restore"], ["app"]):
+        from .runtime import prefer_short_spinning
+
+        prefer_short_spinning()  # before anything imports torch
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

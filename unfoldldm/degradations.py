@@ -20,9 +20,25 @@ from torch import Tensor
 # blind-SR model y = (k * x)[::s, ::s] and the grid of the model's own operator S_s. The others are
 # centred filters (low-res pixel i at high-res s*i + (s-1)/2); a blind model must handle both.
 DOWN_MODES = ("bicubic", "bilinear", "area", "decimate")
+# Noise models, each parameterised so that its std at mid-grey is the drawn sigma: white Gaussian,
+# Poisson (photon), signal-dependent Gaussian (variance a*x + b), spatially correlated Gaussian
+# (white noise blurred, as after demosaicing or resizing) and chroma noise (coloured blotches:
+# strong, smooth colour-difference noise on top of weaker luma noise, as from a phone camera).
+NOISE_KINDS = ("gaussian", "poisson", "signal_dependent", "correlated", "chroma")
 
 PRESETS: dict[str, dict] = {
-    "restore": {"scale": 1, "second_order_prob": 0.2},
+    # Blind restoration as users meet it (see docs/training.md for how the weights were chosen):
+    # noise on most samples, mild noise (sigma <= 20/255) on a third of those, every noise model,
+    # JPEG down to quality 10, stored as 8-bit, some clean inputs that must come back unchanged,
+    # and blur on fewer samples than before.
+    "restore": {
+        "scale": 1, "second_order_prob": 0.15, "blur_prob": 0.4, "noise_prob": 0.85,
+        "noise_sigma_range": (0.0, 55.0 / 255.0), "mild_noise_share": 0.35, "mild_sigma_range": (1.0 / 255.0, 20.0 / 255.0),
+        "noise_mix": (0.45, 0.1, 0.15, 0.15, 0.15), "jpeg_prob": 0.35, "jpeg_quality_range": (10, 95),
+        "clean_prob": 0.05, "quantize_prob": 0.9,
+    },
+    # The mixture the first shipped restore_small was trained on (70% blurred, uniform noise, JPEG >= 30).
+    "restore_v1": {"scale": 1, "second_order_prob": 0.2},
     "sr4x": {"scale": 4, "second_order_prob": 0.2},
     "denoise": {"scale": 1, "blur_prob": 0.0, "noise_prob": 1.0, "jpeg_prob": 0.0},
     "realworld": {"scale": 1, "second_order_prob": 1.0},
@@ -41,27 +57,35 @@ class DegradationConfig:
     motion_length_range: tuple[float, float] = (3.0, 15.0)
     noise_prob: float = 0.9
     noise_sigma_range: tuple[float, float] = (0.0, 50.0 / 255.0)  # std on the [0, 1] scale
-    noise_mix: tuple[float, float, float] = (0.6, 0.2, 0.2)  # Gaussian, Poisson, a*x + b variance
+    mild_noise_share: float = 0.0  # share of noisy samples whose sigma comes from mild_sigma_range
+    mild_sigma_range: tuple[float, float] = (1.0 / 255.0, 20.0 / 255.0)
+    noise_mix: tuple[float, ...] = (0.6, 0.2, 0.2, 0.0, 0.0)  # weights of NOISE_KINDS (3 weights: the first three)
     jpeg_prob: float = 0.3
     jpeg_quality_range: tuple[int, int] = (30, 95)
     down_modes: tuple[str, ...] = DOWN_MODES  # used when scale > 1
     second_order_prob: float = 0.0  # probability of a second, milder pass (Real-ESRGAN style)
+    clean_prob: float = 0.0  # samples left clean (down-sampled only): they must come back unchanged
+    quantize_prob: float = 0.0  # round y to 8 bits after the noise, as a stored photo is
     clip: bool = True  # clip y to [0, 1]
 
     def __post_init__(self) -> None:
         problems = []
+        if len(self.noise_mix) == 3:  # configs written before the correlated and chroma models
+            self.noise_mix = (*self.noise_mix, 0.0, 0.0)
         if not isinstance(self.scale, int) or self.scale < 1:
             problems.append(f"scale={self.scale!r} must be a positive integer")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
             problems.append(f"kernel_size={self.kernel_size} must be odd and positive")
-        for name in ("blur_prob", "noise_prob", "jpeg_prob", "second_order_prob"):
+        for name in ("blur_prob", "noise_prob", "jpeg_prob", "second_order_prob", "clean_prob", "quantize_prob",
+                     "mild_noise_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name}={getattr(self, name)} must lie in [0, 1]")
-        for name in ("kernel_mix", "noise_mix"):
+        for name, count in (("kernel_mix", 3), ("noise_mix", len(NOISE_KINDS))):
             weights = getattr(self, name)
-            if len(weights) != 3 or min(weights) < 0 or sum(weights) <= 0:
-                problems.append(f"{name}={weights} must be three non-negative weights, not all zero")
-        for name in ("sigma_range", "motion_length_range", "noise_sigma_range", "jpeg_quality_range"):
+            if len(weights) != count or min(weights) < 0 or sum(weights) <= 0:
+                problems.append(f"{name}={weights} must be {count} non-negative weights, not all zero")
+        for name in ("sigma_range", "motion_length_range", "noise_sigma_range", "mild_sigma_range",
+                     "jpeg_quality_range"):
             lo, hi = getattr(self, name)
             if not 0 <= lo <= hi:
                 problems.append(f"{name}=({lo}, {hi}) must satisfy 0 <= low <= high")
@@ -74,7 +98,7 @@ class DegradationConfig:
 
     @classmethod
     def preset(cls, name: str) -> DegradationConfig:
-        """One of the named setups: "restore", "sr4x", "denoise" or "realworld"."""
+        """One of the named setups in :data:`PRESETS` ("restore", "sr4x", "denoise", ...)."""
         if name not in PRESETS:
             raise ValueError(f"unknown degradation preset {name!r}; choose one of {sorted(PRESETS)}")
         return cls(**PRESETS[name])
@@ -87,6 +111,7 @@ class DegradedBatch:
     y: Tensor  # (B, 3, H/scale, W/scale)
     kernel: Tensor  # (B, p, p) first-order blur kernel, a centred delta when not blurred
     noise_sigma: Tensor  # (B,) Gaussian-equivalent first-order noise std, 0 when none
+    noise_std: Tensor  # (B, 1, H/scale, W/scale) per-pixel first-order noise std (RMS over channels)
     jpeg_quality: Tensor  # (B,) int64 first-order JPEG quality, 0 when none
     scale: int
     second_order: Tensor  # (B,) bool
@@ -102,6 +127,11 @@ class DegradedBatch:
         if "decimate" not in down_modes:
             return torch.zeros_like(exact)
         return exact & (self.down_mode == down_modes.index("decimate"))
+
+    def noise_known(self) -> Tensor:
+        """(B,) bool: whether :attr:`noise_std` is the whole noise of ``y`` (no second pass added more).
+        Training supervises the MGDA noise map on these samples."""
+        return ~self.second_order
 
 
 # ----------------------------------------------------------------------------- random draws
@@ -332,10 +362,14 @@ def jpeg_compress(x: Tensor, quality: Tensor | float) -> Tensor:
 # ----------------------------------------------------------------------------- the pipeline
 
 
-def _random_kernels(b: int, config: DegradationConfig, generator, like: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-sample kernels from ``kernel_mix`` (deltas where not blurred) and the blurred mask."""
+def _random_kernels(b: int, config: DegradationConfig, generator, like: Tensor,
+                    active: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Per-sample kernels from ``kernel_mix`` (deltas where not blurred or not ``active``) and the
+    blurred mask."""
     dev, size = like.device, config.kernel_size
     blurred = _rand(b, generator, dev) < config.blur_prob
+    if active is not None:
+        blurred = blurred & active
     kind = _categorical(config.kernel_mix, b, generator, dev)
     sigma_x = _uniform(b, config.sigma_range, generator, dev)
     sigma_y = torch.where(kind == 0, sigma_x, _uniform(b, config.sigma_range, generator, dev))
@@ -372,31 +406,85 @@ def _random_downsample(x: Tensor, config: DegradationConfig, generator) -> tuple
     return out, mode
 
 
-def _random_noise(x: Tensor, config: DegradationConfig, generator) -> tuple[Tensor, Tensor]:
-    """Add Gaussian, Poisson or signal-dependent noise per sample; returns (y, equivalent sigma)."""
+def add_correlated_noise(x: Tensor, sigma: Tensor, spread: Tensor, generator: torch.Generator | None = None,
+                         size: int = 7) -> Tensor:
+    """Spatially correlated Gaussian noise: white noise blurred by a Gaussian of std ``spread`` pixels,
+    rescaled so that every pixel's std is still ``sigma``."""
+    kernels = gaussian_kernels(spread, spread, torch.zeros_like(spread), size)
+    white = _randn_like(x, generator)
+    gain = kernels.pow(2).sum(dim=(-2, -1)).rsqrt()  # blurred white noise has std sqrt(sum k^2)
+    return x + _per_sample(sigma * gain, x) * blur(white, kernels)
+
+
+# RGB from (Y, Cb, Cr) differences, as in JPEG's colour transform.
+_YCC_TO_RGB = ((1.0, 0.0, 1.402), (1.0, -0.344136, -0.714136), (1.0, 1.772, 0.0))
+
+
+def add_chroma_noise(x: Tensor, sigma: Tensor, chroma_gain: Tensor, spread: Tensor,
+                     generator: torch.Generator | None = None, size: int = 7) -> Tensor:
+    """Colour noise: smooth colour-difference noise ``chroma_gain`` times stronger than the luma noise,
+    mapped to RGB and scaled so that the RMS over channels of each pixel's std is ``sigma``."""
+    b = x.shape[0]
+    zero = torch.zeros_like(spread)
+    luma = _randn_like(x[:, :1], generator)
+    kernels = gaussian_kernels(spread, spread, zero, size)
+    gain = kernels.pow(2).sum(dim=(-2, -1)).rsqrt()
+    chroma = blur(_randn_like(x[:, 1:], generator), kernels) * (gain * chroma_gain).reshape(b, 1, 1, 1)
+    ycc = torch.cat([luma, chroma], dim=1)
+    matrix = _table(_YCC_TO_RGB, x.device, x.dtype)
+    rgb = torch.einsum("rc,bchw->brhw", matrix, ycc)
+    # per-channel variance of rgb: sum_c M_rc^2 var_c; normalise its mean over the three channels
+    variance = (matrix[:, :1] ** 2).sum() + (matrix[:, 1:] ** 2).sum() * chroma_gain**2
+    return x + _per_sample(sigma * (variance / 3).rsqrt(), x) * rgb
+
+
+def _random_noise(x: Tensor, config: DegradationConfig, generator, active: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Add one of :data:`NOISE_KINDS` per ``active`` sample with probability ``noise_prob``; returns
+    (y, equivalent sigma, per-pixel std (B, 1, H, W))."""
     b, dev = x.shape[0], x.device
-    applied = _rand(b, generator, dev) < config.noise_prob
+    applied = (_rand(b, generator, dev) < config.noise_prob) & active
     kind = _categorical(config.noise_mix, b, generator, dev)
-    sigma = _uniform(b, config.noise_sigma_range, generator, dev) * applied
+    mild = _rand(b, generator, dev) < config.mild_noise_share
+    sigma = torch.where(mild, _uniform(b, config.mild_sigma_range, generator, dev),
+                        _uniform(b, config.noise_sigma_range, generator, dev)) * applied
     share = _rand(b, generator, dev)  # fraction of the signal-dependent variance that scales with x
+    spread = _uniform(b, (0.5, 1.5), generator, dev)  # correlation length of correlated / chroma noise
+    chroma_gain = _uniform(b, (1.0, 3.0), generator, dev)
+    signal = x.clamp(min=0)
+    flat = sigma.reshape(-1, 1, 1, 1).expand(-1, 1, *x.shape[-2:])
     # Each model is parameterised so that its noise std at mid-grey (x = 0.5) equals sigma.
     makers = (
-        lambda: add_gaussian_noise(x, sigma, generator),
-        lambda: add_poisson_noise(x, 0.5 / sigma.clamp(min=1e-4) ** 2, generator),
-        lambda: add_signal_dependent_noise(x, 2 * share * sigma**2, (1 - share) * sigma**2, generator),
+        lambda: (add_gaussian_noise(x, sigma, generator), flat),
+        lambda: (add_poisson_noise(x, 0.5 / sigma.clamp(min=1e-4) ** 2, generator),
+                 (2 * _per_sample(sigma**2, x) * signal).mean(1, keepdim=True).sqrt()),
+        lambda: (add_signal_dependent_noise(x, 2 * share * sigma**2, (1 - share) * sigma**2, generator),
+                 (_per_sample(2 * share * sigma**2, x) * signal + _per_sample((1 - share) * sigma**2, x))
+                 .mean(1, keepdim=True).sqrt()),
+        lambda: (add_correlated_noise(x, sigma, spread, generator), flat),
+        lambda: (add_chroma_noise(x, sigma, chroma_gain, spread, generator), flat),
     )
-    y = x
+    y, std = x, torch.zeros_like(flat)
     for i, make in enumerate(makers):
         chosen = applied & (kind == i)
         if _needed(chosen):
-            y = torch.where(chosen.reshape(-1, 1, 1, 1), make(), y)
-    return y, sigma
+            noisy, noisy_std = make()
+            where = chosen.reshape(-1, 1, 1, 1)
+            y, std = torch.where(where, noisy, y), torch.where(where, noisy_std.to(std.dtype), std)
+    return y, sigma, std
 
 
-def _random_jpeg(x: Tensor, config: DegradationConfig, generator) -> tuple[Tensor, Tensor]:
-    """JPEG-compress each sample with probability ``jpeg_prob``; returns (y, quality or 0)."""
+def _random_quantize(x: Tensor, config: DegradationConfig, generator) -> Tensor:
+    """Round each sample to 8 bits with probability ``quantize_prob`` (how photos are stored)."""
+    applied = _rand(x.shape[0], generator, x.device) < config.quantize_prob
+    if not _needed(applied):
+        return x
+    return torch.where(applied.reshape(-1, 1, 1, 1), (x * 255).round() / 255, x)
+
+
+def _random_jpeg(x: Tensor, config: DegradationConfig, generator, active: Tensor) -> tuple[Tensor, Tensor]:
+    """JPEG-compress each ``active`` sample with probability ``jpeg_prob``; returns (y, quality or 0)."""
     b, dev = x.shape[0], x.device
-    applied = _rand(b, generator, dev) < config.jpeg_prob
+    applied = (_rand(b, generator, dev) < config.jpeg_prob) & active
     lo, hi = config.jpeg_quality_range
     quality = (lo + (_rand(b, generator, dev) * (hi - lo + 1)).floor()).clamp(max=hi).long() * applied
     if _needed(applied):
@@ -404,16 +492,18 @@ def _random_jpeg(x: Tensor, config: DegradationConfig, generator) -> tuple[Tenso
     return x, quality
 
 
-def _one_pass(x: Tensor, config: DegradationConfig, generator) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Blur, downsample, noise, JPEG; returns (y, kernel, noise sigma, JPEG quality, down mode)."""
-    kernels, blurred = _random_kernels(x.shape[0], config, generator, x)
+def _one_pass(x: Tensor, config: DegradationConfig, generator, active: Tensor) -> tuple[Tensor, ...]:
+    """Blur, downsample, noise, clip, 8-bit rounding, JPEG (only down-sampling where not ``active``);
+    returns (y, kernel, noise sigma, per-pixel noise std, JPEG quality, down mode)."""
+    kernels, blurred = _random_kernels(x.shape[0], config, generator, x, active)
     y = blur(x, kernels) if _needed(blurred) else x
     y, mode = _random_downsample(y, config, generator)
-    y, sigma = _random_noise(y, config, generator)
+    y, sigma, std = _random_noise(y, config, generator, active)
     if config.clip:
         y = y.clamp(0, 1)
-    y, quality = _random_jpeg(y, config, generator)
-    return y, kernels, sigma.to(x.dtype), quality, mode
+        y = _random_quantize(y, config, generator)
+    y, quality = _random_jpeg(y, config, generator, active)
+    return y, kernels, sigma.to(x.dtype), std.to(x.dtype), quality, mode
 
 
 def _milder(config: DegradationConfig) -> DegradationConfig:
@@ -428,7 +518,9 @@ def _milder(config: DegradationConfig) -> DegradationConfig:
         sigma_range=halve(config.sigma_range),
         motion_length_range=halve(config.motion_length_range),
         noise_sigma_range=halve(config.noise_sigma_range),
+        mild_sigma_range=halve(config.mild_sigma_range),
         second_order_prob=0.0,
+        clean_prob=0.0,
     )
 
 
@@ -437,9 +529,10 @@ def degrade(
 ) -> DegradedBatch:
     """Synthesise a degraded batch from clean images ``x`` (B, 3, H, W) in [0, 1].
 
-    First order: blur -> downsample by ``config.scale`` -> noise -> JPEG, each step with its own
-    probability and per-sample parameters. Then, per sample with ``second_order_prob``, a milder
-    blur -> noise -> JPEG pass at the same resolution. The returned parameters are first-order.
+    First order: blur -> downsample by ``config.scale`` -> noise -> 8-bit rounding -> JPEG, each
+    step with its own probability and per-sample parameters. Then, per sample with
+    ``second_order_prob``, a milder blur -> noise -> JPEG pass at the same resolution. A share
+    ``clean_prob`` of the samples is only down-sampled. The returned parameters are first-order.
     """
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"expected RGB images shaped (B, 3, H, W), got {tuple(x.shape)}")
@@ -449,9 +542,10 @@ def degrade(
     if h % config.scale or w % config.scale:
         raise ValueError(f"image size {h}x{w} is not divisible by scale {config.scale}")
 
-    y, kernels, sigma, quality, mode = _one_pass(x, config, generator)
-    second = _rand(x.shape[0], generator, x.device) < config.second_order_prob
+    active = _rand(x.shape[0], generator, x.device) >= config.clean_prob
+    y, kernels, sigma, std, quality, mode = _one_pass(x, config, generator, active)
+    second = (_rand(x.shape[0], generator, x.device) < config.second_order_prob) & active
     if _needed(second):
-        again, *_ = _one_pass(y, _milder(config), generator)
+        again, *_ = _one_pass(y, _milder(config), generator, active)
         y = torch.where(second.reshape(-1, 1, 1, 1), again, y)
-    return DegradedBatch(y, kernels, sigma, quality, config.scale, second, mode)
+    return DegradedBatch(y, kernels, sigma, std, quality, config.scale, second, mode)

@@ -16,8 +16,7 @@ import sys
 import uuid
 import warnings
 import zlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,24 +60,52 @@ class Picture:
 
 
 def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
-    """Read an image file, refusing it before decoding if it has more than ``max_pixels``."""
+    """Read an image file, refusing it before decoding if it has more than ``max_pixels``.
+
+    No process-wide Pillow setting is read-modified-written: the size limit is our own check on the
+    header, so loads in several threads of one host process are safe (and the host's own
+    decompression-bomb guard stays exactly as the host set it).
+    """
     path = Path(path).expanduser()
     name = str(path)
     _check_readable_file(path)
-    with _strict_pillow():
-        img = _open(path, name)
-        try:
-            _check_size(img.width, img.height, name, max_pixels)
-            passes = _png16_passes(img)
-            if passes:
-                pixels, bit_depth = _png16_pixels(path, name, passes)
-            else:
-                _warn_if_16bit_colour(img, name)
-                _load_pixels(img, name)
-                pixels, bit_depth = _pil_pixels(_upright(img, name), name)
-        finally:
-            img.close()
+    img = _open(path, name)
+    try:
+        _check_size(img.width, img.height, name, max_pixels)
+        _check_complete(img, path, name)
+        _warn_if_animated(img, name)
+        passes = _png16_passes(img)
+        if passes:
+            pixels, bit_depth = _png16_pixels(path, name, passes)
+        else:
+            _warn_if_16bit_colour(img, name)
+            _load_pixels(img, name)
+            pixels, bit_depth = _pil_pixels(_upright(img, name), name)
+    finally:
+        img.close()
     return _picture(pixels, bit_depth, name)
+
+
+def read_image_size(source: str | Path | bytes, name: str | None = None) -> tuple[int, int]:
+    """(width, height) from an image file's or bytes' header, without decoding any pixels."""
+    if isinstance(source, (bytes, bytearray)):
+        label = name or "<bytes>"
+        img = _open_stream(io.BytesIO(bytes(source)), label, label)
+    else:
+        path = Path(source).expanduser()
+        label = name or str(path)
+        _check_readable_file(path)
+        img = _open(path, label)
+    try:
+        return img.width, img.height
+    finally:
+        img.close()
+
+
+def check_image_file(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> None:
+    """Raise :class:`InputImageError` unless the file is an image within ``max_pixels`` (header only)."""
+    width, height = read_image_size(path, name)
+    _check_size(width, height, name or str(path), max_pixels)
 
 
 def picture_from_pil(
@@ -86,8 +113,7 @@ def picture_from_pil(
 ) -> Picture:
     """Turn a Pillow image into a Picture (pixels as given; EXIF orientation is not applied)."""
     _check_size(img.width, img.height, source, max_pixels)
-    with _strict_pillow():
-        _load_pixels(img, source)
+    _load_pixels(img, source)
     pixels, bit_depth = _pil_pixels(img, source)
     return _picture(pixels, bit_depth, source)
 
@@ -117,6 +143,9 @@ def check_image_tensor(
         kind = t.dtype if isinstance(t, torch.Tensor) else type(t).__name__
         raise InputImageError(f"{source}: expected a float image tensor, got {kind}. "
                               "Convert it to float values in [0, 1] first.")
+    if t.is_meta or t.device.type == "meta":
+        raise InputImageError(f"{source}: the image tensor is on the 'meta' device and holds no data. "
+                              "Pass a tensor with real values (on the CPU or a GPU).")
     if t.ndim not in (3, 4):
         raise InputImageError(f"{source}: expected a (B, C, H, W) or (C, H, W) tensor, got "
                               f"shape {tuple(t.shape)}. Reshape it to one of those layouts.")
@@ -167,35 +196,122 @@ def _check_size(width: int, height: int, source: str, max_pixels: int) -> None:
         )
 
 
-@contextmanager
-def _strict_pillow() -> Iterator[None]:
-    """Make Pillow refuse truncated files and leave size limits to :func:`_check_size`."""
-    truncated, bomb_limit = ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS
-    ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS = False, None
-    try:
-        yield
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES, Image.MAX_IMAGE_PIXELS = truncated, bomb_limit
-
-
 def _open(path: Path, name: str) -> Image.Image:
     """Open an image file lazily (header only)."""
     try:
-        return Image.open(path)
+        fp = open(path, "rb")
+    except PermissionError as exc:
+        raise InputImageError(f"{name}: cannot read the file ({exc.strerror}). "
+                              "Check its permissions.") from exc
+    except OSError as exc:
+        raise InputImageError(f"{name}: cannot open the file ({exc.strerror or exc}).") from exc
+    try:
+        img = _open_stream(fp, str(path), name)
+    except BaseException:
+        fp.close()
+        raise
+    img._exclusive_fp = True  # Pillow closes the file after loading, as Image.open(path) would
+    return img
+
+
+def _open_stream(fp, filename: str, name: str) -> Image.Image:
+    """Identify and open an image from a binary stream (header only) the way ``Image.open`` does,
+    but without Pillow's decompression-bomb check: that reads the process-wide
+    ``Image.MAX_IMAGE_PIXELS``, which a host may set to anything, and our own limit
+    (:func:`_check_size`) is applied by every caller instead."""
+    try:
+        registry = (Image.ID, Image.OPEN)
+    except AttributeError:  # a Pillow without the plugin registry: the plain way
+        registry = None
+    try:
+        if registry is None:
+            return Image.open(fp)
+        prefix = fp.read(16)
+        Image.preinit()
+        for attempt in range(2):
+            for fmt in list(Image.ID):
+                factory, accept = Image.OPEN[fmt]
+                try:
+                    result = accept(prefix) if accept else True
+                    if isinstance(result, str) or not result:  # a str: "looks like it, but unsupported"
+                        continue
+                    fp.seek(0)
+                    return factory(fp, filename)
+                except (SyntaxError, IndexError, TypeError, struct.error):
+                    continue
+            if attempt == 0 and not Image.init():
+                break
+        raise UnidentifiedImageError(name)
     except UnidentifiedImageError:
         raise InputImageError(
             f"{name}: not an image file Pillow can read. Pass a PNG, JPEG, WebP, TIFF or BMP "
             "image, or convert the file to PNG first."
         ) from None
-    except PermissionError as exc:
-        raise InputImageError(f"{name}: cannot read the file ({exc.strerror}). "
-                              "Check its permissions.") from exc
-    except Image.DecompressionBombError as exc:  # only if someone re-enabled the limit
+    except Image.DecompressionBombError as exc:  # only on the plain Image.open path
         raise InputImageError(f"{name}: the image is too large ({exc}). "
                               "Downscale or crop it first.") from exc
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as exc:
         raise InputImageError(f"{name}: the file header is corrupt ({exc}). "
                               f"{_FIX_AND_RETRY}") from exc
+
+
+def _truncated(name: str, what: str) -> InputImageError:
+    return InputImageError(f"{name}: the file is truncated or corrupt ({what}). {_FIX_AND_RETRY}")
+
+
+def _check_complete(img: Image.Image, path: Path, name: str) -> None:
+    """Refuse a truncated file from its structure, before decoding.
+
+    Pillow refuses truncated data by itself unless the process-wide ``ImageFile.LOAD_TRUNCATED_IMAGES``
+    is set (some hosts set it); that setting is only read here, never changed, and where it is set
+    the common formats are checked for completeness instead: PNG chunks up to IEND, a JPEG's end
+    marker after its last scan, the data sizes a WebP or BMP header declares, and TIFF strips.
+    """
+    if not ImageFile.LOAD_TRUNCATED_IMAGES:
+        return
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if img.format == "PNG":
+            f.seek(8)
+            while True:
+                head = f.read(8)
+                if len(head) < 8:
+                    raise _truncated(name, "the PNG ends before its IEND chunk")
+                length, kind = struct.unpack(">I", head[:4])[0], head[4:]
+                if f.tell() + length + 4 > size:
+                    raise _truncated(name, f"the PNG chunk {kind!r} runs past the end of the file")
+                if kind == b"IEND":
+                    return
+                f.seek(length + 4, io.SEEK_CUR)
+        data = f.read()
+    if img.format == "JPEG":
+        last_scan = data.rfind(b"\xff\xda")
+        if last_scan < 0 or data.find(b"\xff\xd9", last_scan) < 0:
+            raise _truncated(name, "the JPEG has no end marker after its last scan")
+    elif img.format == "WEBP" and len(data) >= 8 and struct.unpack("<I", data[4:8])[0] + 8 > size:
+        raise _truncated(name, "the WebP file is shorter than its header says")
+    elif img.format == "BMP" and len(data) >= 14:
+        offset = struct.unpack("<I", data[10:14])[0]
+        row = ((img.width * {"1": 1, "L": 8, "P": 8, "RGB": 24, "RGBA": 32}.get(img.mode, 8) + 31) // 32) * 4
+        compressed = any(t[0] not in ("raw",) for t in img.tile)
+        if not compressed and offset + row * img.height > size:
+            raise _truncated(name, "the BMP file is shorter than its pixel data")
+    elif img.format == "TIFF":
+        tags = getattr(img, "tag_v2", {})
+        offsets, counts = tags.get(273) or tags.get(324), tags.get(279) or tags.get(325)
+        if offsets and counts and max(o + c for o, c in zip(offsets, counts)) > size:
+            raise _truncated(name, "a TIFF strip runs past the end of the file")
+
+
+def _warn_if_animated(img: Image.Image, name: str) -> None:
+    """Multi-frame files (APNG, animated WebP/GIF, multi-page TIFF): only the first frame is used."""
+    try:
+        frames = int(getattr(img, "n_frames", 1))
+    except (OSError, ValueError, EOFError, struct.error):
+        frames = 1
+    if frames > 1:
+        warnings.warn(f"{name}: the file holds {frames} frames; only the first is restored. Extract the "
+                      "frames into separate images to restore them all.", stacklevel=3)
 
 
 def _load_pixels(img: Image.Image, name: str) -> None:
@@ -317,7 +433,7 @@ def _png16_pixels(path: Path, name: str, passes: tuple[str, ...]) -> tuple[np.nd
 
 def _decode_png_as(path: Path, name: str, rawmode: str) -> np.ndarray:
     """Decode a PNG's pixel data with the given Pillow raw mode, EXIF orientation applied."""
-    with Image.open(path) as img:
+    with _open(path, name) as img:
         img.tile = [(*tile[:3], rawmode) for tile in img.tile]
         _load_pixels(img, name)
         return np.asarray(_upright(img, name))
@@ -346,13 +462,22 @@ def save_image(path: str | Path, picture: Picture, overwrite: bool = False) -> P
             raise InputImageError(_exists_message(path))
         os.replace(temp, path)
     except OSError as exc:
-        temp.unlink(missing_ok=True)
+        _remove_quietly(temp)
         raise InputImageError(f"{path}: cannot write the file ({exc.strerror or exc}). "
-                              "Pick another output folder or free some disk space.") from exc
+                              "Pick another output folder or free some disk space.") from None
     except BaseException:
-        temp.unlink(missing_ok=True)
+        _remove_quietly(temp)
         raise
     return path
+
+
+def _remove_quietly(path: Path) -> None:
+    """Remove a temp file if it is there; a folder that refuses even that (read-only file system:
+    unlink fails with EROFS, not "no such file") must not replace the error being reported."""
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def _format_for(path: Path) -> str:
@@ -362,6 +487,20 @@ def _format_for(path: Path) -> str:
         raise InputImageError(f"{path}: unknown image type {path.suffix or '(no suffix)'!r}. "
                               f"Use one of: {', '.join(IMAGE_SUFFIXES)}.")
     return fmt
+
+
+def check_output_path(path: str | Path, source: str | Path | None = None) -> None:
+    """Raise before any work if ``path`` names a format that cannot be written (e.g. an input's
+    '.gif' kept for its output), saying how to get a writable name."""
+    path = Path(path)
+    if path.suffix.lower() in _FORMATS:
+        return
+    origin = f" (the name of the input {Path(source).name})" if source is not None else ""
+    raise InputImageError(
+        f"{path}: UnfoldLDM cannot write {path.suffix or 'files without a suffix'!s} images{origin}; outputs "
+        f"are written as {', '.join(IMAGE_SUFFIXES)}. Convert the input to PNG first, or give -o a file "
+        "name ending in .png."
+    )
 
 
 def _exists_message(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""Training losses of UnfoldLDM (DESIGN 2.1-2.5). Each returns a scalar tensor."""
+"""Training losses of UnfoldLDM. Each returns a scalar tensor."""
 
 from __future__ import annotations
 
@@ -64,6 +64,17 @@ def kernel_loss(degradations: list[Degradation], target: Tensor, known: Tensor) 
     return sum(terms) / len(terms)
 
 
+def noise_map_loss(noise_maps: list[Tensor | None], target: Tensor, known: Tensor) -> Tensor:
+    """Supervision of the MGDA noise map: L1 between each stage's map (B, 1, h, w) and the per-pixel
+    noise std the degradation added (``target``, same shape), over the samples where that is the
+    whole noise (``known``, (B,) bool), averaged over stages. The map is what users read as the
+    model's diagnosis, so it must track the true noise level, zero included."""
+    weight = known.to(target.dtype).reshape(-1, 1, 1, 1)
+    terms = [((m.float() - target.float()).abs() * weight).mean((1, 2, 3)).sum() / weight.sum().clamp(min=1.0)
+             for m in noise_maps if m is not None]
+    return sum(terms) / len(terms) if terms else target.new_zeros(())
+
+
 def kd_loss(student: list[Tensor], teacher: list[Tensor]) -> Tensor:
     """Phase 2: the diffusion prior's latent must match the (frozen) teacher's latent."""
     return sum((s - t.detach()).abs().mean() for s, t in zip(student, teacher)) / len(student)
@@ -85,13 +96,16 @@ class LossWeights:
     kd: float = 1.0
     invariance: float = 0.1
     kernel: float = 0.0  # supervised MGDA kernel estimate (on synthetic data the true kernel is known)
+    noise: float = 0.0  # supervised MGDA noise map (the per-pixel noise std of the synthetic degradation)
 
 
 def restoration_loss(out: UnfoldOutput, target: Tensor, y: Tensor, w: LossWeights,
-                     kernels: Tensor | None = None, known: Tensor | None = None) -> dict[str, Tensor]:
-    """The reconstruction part shared by both phases: pixel, frequency, band and ISDA terms, and the
+                     kernels: Tensor | None = None, known: Tensor | None = None,
+                     noise_std: Tensor | None = None, noise_known: Tensor | None = None) -> dict[str, Tensor]:
+    """The reconstruction part shared by both phases: pixel, frequency, band and ISDA terms; the
     kernel term when ``w.kernel`` is set and the true ``kernels`` (B, p, p) and their ``known`` mask
-    are given."""
+    are given; the noise-map term when ``w.noise`` is set and the true per-pixel ``noise_std``
+    (B, 1, h, w) and its ``noise_known`` mask are given."""
     final = out.images[-1]
     terms = {
         "pixel": deep_supervision(out.images, target),
@@ -102,5 +116,7 @@ def restoration_loss(out: UnfoldOutput, target: Tensor, y: Tensor, w: LossWeight
         terms["isda"] = isda_loss(out.explanations, y)
     if w.kernel and kernels is not None and out.degradations and out.degradations[0].row is not None:
         terms["kernel"] = kernel_loss(out.degradations, kernels, known)
+    if w.noise and noise_std is not None and any(m is not None for m in out.noise_maps):
+        terms["noise"] = noise_map_loss(out.noise_maps, noise_std, noise_known)
     terms["total"] = sum(getattr(w, k) * v for k, v in terms.items())
     return terms

@@ -2,7 +2,7 @@
 
 from ..config import ModelConfig
 from .mgda import Degradation
-from .unfolding import GRADIENT_STEPS, PROXIMALS, StageState, UnfoldLDM, UnfoldOutput
+from .unfolding import StageState, UnfoldLDM, UnfoldOutput
 
 
 def build_model(config: ModelConfig) -> UnfoldLDM:
@@ -10,4 +10,4 @@ def build_model(config: ModelConfig) -> UnfoldLDM:
     return UnfoldLDM(config)
 
 
-__all__ = ["Degradation", "GRADIENT_STEPS", "PROXIMALS", "StageState", "UnfoldLDM", "UnfoldOutput", "build_model"]
+__all__ = ["Degradation", "StageState", "UnfoldLDM", "UnfoldOutput", "build_model"]

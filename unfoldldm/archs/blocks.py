@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import fold
+
 
 class LayerNorm2d(nn.Module):
     """LayerNorm over the channel dimension of a (B, C, H, W) tensor."""
@@ -72,6 +74,18 @@ class SimpleGateBlock(nn.Module):
         y = y * self.channel_attention(y.mean(dim=(2, 3), keepdim=True))
         return x + self.project(y) * self.gamma
 
+    def infer(self, x: Tensor) -> Tensor:
+        """:meth:`forward` on (B, H, W, C), inference only: channel attention and ``gamma`` are folded
+        into the projection's weights."""
+        c = x.shape[-1]
+        y = fold.depthwise(fold.linear(fold.layer_norm(x, self.norm), self.expand.weight.view(2 * c, c),
+                                       self.expand.bias), self.depthwise)
+        y = y[..., :c] * y[..., c:]
+        attention = F.linear(y.mean(dim=(1, 2)), self.channel_attention.weight.view(c, c), self.channel_attention.bias)
+        gamma = self.gamma.view(c, 1)
+        weight = (self.project.weight.view(c, c) * gamma) * attention[:, None, :]  # (B, C, C)
+        return fold.linear_add(y, weight, self.project.bias * gamma[:, 0], x)
+
 
 class ChannelAttention(nn.Module):
     """Transposed (channel) self-attention: cost linear in pixels, context over the whole input."""
@@ -93,6 +107,32 @@ class ChannelAttention(nn.Module):
         attn = ((q @ k.transpose(-2, -1)) * self.temperature).softmax(dim=-1)
         return self.project((attn @ v).reshape(b, c, h, w))
 
+    def infer(self, x: Tensor, residual: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
+        """``residual + forward(x * scale + shift)`` on (B, H, W, C), inference only.
+
+        The scale/shift (B, C) is folded into the qkv weights; cosine similarities come from one
+        Gram matrix and the norms; the attention map is folded into the output projection.
+        """
+        b, h, w, c = x.shape
+        heads, d = self.heads, c // self.heads
+        qkv_weight = self.qkv.weight.view(3 * c, c)
+        weight = qkv_weight * scale[:, None, :]  # (B, 3C, C)
+        bias = torch.addmm(self.qkv.bias, shift, qkv_weight.t())  # (B, 3C)
+        qkv = fold.depthwise(fold.linear(x, weight, bias), self.qkv_depthwise).view(b, h * w, 3 * c)
+        q, k, v = qkv[..., :c], qkv[..., c : 2 * c], qkv[..., 2 * c :]
+        norms = qkv[..., : 2 * c].square().sum(dim=1).sqrt_().clamp_min_(1e-12)  # as F.normalize
+        if b == 1:  # per head, straight from the strided slices
+            gram = torch.bmm(q[0].view(h * w, heads, d).permute(1, 2, 0), k[0].view(h * w, heads, d).transpose(0, 1))
+        else:  # one product for all heads; keep the diagonal blocks
+            gram = torch.bmm(q.transpose(1, 2), k).view(b, heads, d, heads, d).diagonal(dim1=1, dim2=3)
+            gram = gram.permute(0, 3, 1, 2)
+        cosine = gram / (norms[:, :c].view(b, heads, d, 1) * norms[:, c:].view(b, heads, 1, d))
+        attn = (cosine * self.temperature).softmax(dim=-1)  # (B, heads, d, d)
+        # project(attn @ v) = (W_p blockdiag(attn)) v + b_p
+        proj = self.project.weight.view(c, heads, d).transpose(0, 1)  # (heads, C, d)
+        weight = (proj @ attn).transpose(1, 2).reshape(b, c, c)
+        return fold.linear_add(v.view(b, h, w, c), weight, self.project.bias, residual)
+
 
 class GatedFFN(nn.Module):
     """Gated depthwise-conv feed-forward network."""
@@ -107,6 +147,14 @@ class GatedFFN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         u, g = self.depthwise(self.expand(x)).chunk(2, dim=1)
         return self.project(F.gelu(g) * u)
+
+    def infer(self, x: Tensor, residual: Tensor) -> Tensor:
+        """``residual + forward(x)`` on (B, H, W, C), inference only."""
+        c = x.shape[-1]
+        hidden = self.project.in_channels
+        y = fold.depthwise(fold.linear(x, self.expand.weight.view(2 * hidden, c), self.expand.bias), self.depthwise)
+        y = F.gelu(y[..., hidden:]).mul_(y[..., :hidden])
+        return fold.linear_add(y, self.project.weight.view(c, hidden), self.project.bias, residual)
 
 
 class PriorCrossAttention(nn.Module):
@@ -131,6 +179,25 @@ class PriorCrossAttention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v)  # B, heads, HW, d
         return self.project(out.transpose(-2, -1).reshape(b, c, h, w))
 
+    def infer(self, x: Tensor, residual: Tensor, z: Tensor) -> Tensor:
+        """``residual + forward(x, z)`` on (B, H, W, C), inference only.
+
+        The keys are folded into the query projection (one 1x1 conv to heads x N logits) and the
+        values into the output projection (one 1x1 conv back to C): two matrix products per pixel.
+        """
+        b, h, w, c = x.shape
+        heads, d = self.heads, c // self.heads
+        k, v = self.key_value(z).chunk(2, dim=-1)  # B, N, C
+        n = k.shape[1]
+        k = k.reshape(b, n, heads, d).transpose(1, 2) * d**-0.5  # B, heads, N, d (with SDPA's scale)
+        query = self.query.weight.view(heads, d, c)
+        logit_weight = (k @ query).reshape(b, heads * n, c)
+        logit_bias = (k @ self.query.bias.view(heads, d, 1)).reshape(b, heads * n)
+        p = fold.linear(x, logit_weight, logit_bias).view(b, h, w, heads, n).softmax(dim=-1)
+        proj = self.project.weight.view(c, heads, d).transpose(0, 1)  # heads, C, d
+        out_weight = (proj @ v.reshape(b, n, heads, d).permute(0, 2, 3, 1)).transpose(1, 2).reshape(b, c, heads * n)
+        return fold.linear_add(p.view(b, h, w, heads * n), out_weight, self.project.bias, residual)
+
 
 class PriorModulation(nn.Module):
     """Scale and shift of a feature map from the pooled prior tokens (zero-initialised: identity)."""
@@ -144,6 +211,11 @@ class PriorModulation(nn.Module):
     def forward(self, x: Tensor, z_pooled: Tensor) -> Tensor:
         scale, shift = self.to_scale_shift(z_pooled)[:, :, None, None].chunk(2, dim=1)
         return x * (1 + scale) + shift
+
+    def factors(self, z_pooled: Tensor) -> tuple[Tensor, Tensor]:
+        """``(1 + scale, shift)``, each (B, C): :meth:`forward` is ``x * factors[0] + factors[1]``."""
+        scale, shift = self.to_scale_shift(z_pooled).chunk(2, dim=1)
+        return 1 + scale, shift
 
 
 def sinusoidal_embedding(t: Tensor, dim: int) -> Tensor:

@@ -18,38 +18,35 @@ from ..config import ModelConfig
 from .blocks import sinusoidal_embedding
 
 
-def make_scheduler(train_timesteps: int, steps: int):
-    """The diffusers DDIM scheduler set to ``steps`` reverse steps (imported lazily: diffusers is heavy)."""
-    from diffusers import DDIMScheduler
+def alphas_cumprod(train_timesteps: int) -> Tensor:
+    """The cumulative noise schedule ``alpha_bar_t`` (float32) of the squared-cosine beta schedule
+    (Nichol & Dhariwal 2021, betas capped at 0.999), the ``squaredcos_cap_v2`` schedule of diffusers."""
 
-    scheduler = DDIMScheduler(
-        num_train_timesteps=train_timesteps,
-        beta_schedule="squaredcos_cap_v2",
-        prediction_type="sample",  # the denoiser predicts z_0 directly
-        clip_sample=False,
-        set_alpha_to_one=True,
-    )
-    scheduler.set_timesteps(steps)
-    return scheduler
+    def alpha_bar(t: float) -> float:
+        return math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
+
+    n = train_timesteps
+    betas = [min(1 - alpha_bar((i + 1) / n) / alpha_bar(i / n), 0.999) for i in range(n)]
+    return torch.cumprod(1.0 - torch.tensor(betas, dtype=torch.float32, device="cpu"), dim=0)
 
 
 @functools.lru_cache(maxsize=8)
 def ddim_schedule(train_timesteps: int, steps: int) -> tuple[tuple[int, float, float], ...]:
-    """``(t, c0, ct)`` for each reverse step of the diffusers DDIM scheduler (eta 0, z_0 prediction),
-    so that its ``step`` is ``z_prev = c0 * z_0 + ct * z_t``.
+    """``(t, c0, ct)`` for each step of a deterministic DDIM reverse chain (eta 0, z_0 prediction) of
+    ``steps`` steps, evenly spaced from t = 0 ("leading" spacing), so that a step is
+    ``z_prev = c0 * z_0 + ct * z_t``; the last step goes to alpha_bar = 1.
 
-    The schedule is read from diffusers once, as Python numbers: the chain then has no CPU tensors or
-    Python objects in it, which keeps the forward pass traceable by ``torch.compile`` and capturable
-    in a CUDA graph. A test checks the update against ``DDIMScheduler.step``.
+    Plain Python numbers, so the chain has no CPU tensors or Python objects in it, which keeps the
+    forward pass traceable by ``torch.compile`` and capturable in a CUDA graph. Inference needs no
+    diffusion library; a test checks the update against diffusers' ``DDIMScheduler.step``.
     """
-    scheduler = make_scheduler(train_timesteps, steps)
-    alphas = scheduler.alphas_cumprod.double()
-    final = float(scheduler.final_alpha_cumprod)
+    alphas = alphas_cumprod(train_timesteps).double()
+    ratio = train_timesteps // steps
     out = []
-    for t in (int(t) for t in scheduler.timesteps):
-        prev = t - train_timesteps // steps
+    for t in (i * ratio for i in reversed(range(steps))):
+        prev = t - ratio
         a_t = float(alphas[t])
-        a_prev = float(alphas[prev]) if prev >= 0 else final
+        a_prev = float(alphas[prev]) if prev >= 0 else 1.0
         # eps = (z_t - sqrt(a_t) z_0) / sqrt(1 - a_t);  z_prev = sqrt(a_prev) z_0 + sqrt(1 - a_prev) eps
         ct = math.sqrt(1 - a_prev) / math.sqrt(1 - a_t)
         out.append((t, math.sqrt(a_prev) - ct * math.sqrt(a_t), ct))
@@ -86,14 +83,15 @@ class ThumbnailTokenizer(nn.Module):
 class TokenDenoiser(nn.Module):
     """Predicts ``z_0`` from a noisy latent ``z_t``, the timestep and the condition tokens."""
 
-    def __init__(self, latent_dim: int, depth: int, stages: int) -> None:
+    def __init__(self, latent_dim: int, depth: int, stages: int, heads: int, ffn_expansion: float) -> None:
         super().__init__()
         self.latent_dim = latent_dim
         self.time_mlp = nn.Sequential(nn.Linear(latent_dim, latent_dim), nn.GELU(), nn.Linear(latent_dim, latent_dim))
         self.stage_embedding = nn.Embedding(stages, latent_dim)
         self.inp = nn.Linear(2 * latent_dim, latent_dim)
         layer = nn.TransformerEncoderLayer(
-            latent_dim, nhead=4, dim_feedforward=2 * latent_dim, dropout=0.0, batch_first=True, norm_first=True
+            latent_dim, nhead=heads, dim_feedforward=int(ffn_expansion * latent_dim), dropout=0.0, batch_first=True,
+            norm_first=True,
         )
         self.blocks = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.out = nn.Sequential(nn.LayerNorm(latent_dim), nn.Linear(latent_dim, latent_dim))
@@ -118,7 +116,8 @@ class DRLDMPrior(nn.Module):
         self.teacher = ThumbnailTokenizer(6, w, config.latent_tokens, config.latent_dim, config.stages)
         self.condition = ThumbnailTokenizer(3, w, config.latent_tokens, config.latent_dim, config.stages)
         self.descriptor_proj = nn.Linear(config.latent_dim, config.latent_dim)
-        self.denoiser = TokenDenoiser(config.latent_dim, config.denoiser_depth, config.stages)
+        self.denoiser = TokenDenoiser(config.latent_dim, config.denoiser_depth, config.stages, config.denoiser_heads,
+                                      config.denoiser_ffn_expansion)
         self.default_schedule = ddim_schedule(self.train_timesteps, self.default_steps)
 
     def teacher_latent(self, gt_thumb: Tensor, v_thumb: Tensor, stage: int) -> Tensor:

@@ -70,6 +70,25 @@ class HolisticOperator(nn.Module):
             r = F.interpolate(r, scale_factor=self.scale, mode="nearest")
         return self.psi_out(F.gelu(self._condition(self.psi_in(r), cond, 1)))
 
+    def _conditioned_conv(self, conv: nn.Conv2d, x: Tensor, cond: Tensor | None, which: int) -> Tensor:
+        """``_condition(conv(x), cond, which)`` with the FiLM scale folded into the conv (inference)."""
+        if self.film is None or cond is None:
+            return conv(x)
+        scale = 1 + self.film(cond).chunk(2, dim=1)[which]  # (B, width)
+        weight = conv.weight * scale[:, :, None, None, None]
+        bias = conv.bias * scale
+        outs = [F.conv2d(x[i : i + 1], weight[i], bias[i], padding=conv.padding) for i in range(x.shape[0])]
+        return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+    def infer_step(self, x: Tensor, y: Tensor, cond: Tensor | None, rho: Tensor) -> Tensor:
+        """``rho * psi(phi(x) - y)`` for inference: FiLM folded into the input convs, ``rho`` into the last."""
+        phi = self.phi_out(F.gelu(self._conditioned_conv(self.phi_in, x, cond, 0)))
+        r = (F.avg_pool2d(phi, self.scale) if self.scale > 1 else phi).sub_(y)
+        if self.scale > 1:
+            r = F.interpolate(r, scale_factor=self.scale, mode="nearest")
+        hidden = F.gelu(self._conditioned_conv(self.psi_in, r, cond, 1))
+        return F.conv2d(hidden, self.psi_out.weight * rho, self.psi_out.bias * rho, padding=self.psi_out.padding)
+
 
 class GlobalDegradationEstimator(nn.Module):
     """Reads thumbnails of ``y`` and ``x_{k-1}`` and predicts the separable kernels and descriptor."""
@@ -112,12 +131,12 @@ class NoiseMapEstimator(nn.Module):
     Works at half the y-space resolution (pixel-unshuffled inputs) to stay cheap at full resolution.
     """
 
-    def __init__(self, scale: int, memory_channels: int, width: int = 16) -> None:
+    def __init__(self, scale: int, memory_channels: int, width: int, memory_width: int) -> None:
         super().__init__()
         self.scale = scale
-        self.memory = nn.Conv2d(memory_channels, 8, 1)
+        self.memory = nn.Conv2d(memory_channels, memory_width, 1)
         self.net = nn.Sequential(
-            nn.Conv2d(12 + 12 + 8, width, 3, padding=1), nn.GELU(),
+            nn.Conv2d(12 + 12 + memory_width, width, 3, padding=1), nn.GELU(),
             nn.Conv2d(width, 4, 3, padding=1), nn.PixelShuffle(2),
         )
 
@@ -125,9 +144,23 @@ class NoiseMapEstimator(nn.Module):
         x_low = F.avg_pool2d(x, self.scale) if self.scale > 1 else x
         half = (y.shape[-2] // 2, y.shape[-1] // 2)
         mem = _pool_to(self.memory(h), half)
+        if not torch.is_grad_enabled():
+            return 0.25 * torch.sigmoid(self._infer_net(y, x_low, mem))
         feats = torch.cat([F.pixel_unshuffle(y, 2), F.pixel_unshuffle(x_low, 2), mem], dim=1)
         # Noise std on the [0, 1] intensity scale, at most 0.25 (about 64/255).
         return 0.25 * torch.sigmoid(self.net(feats))
+
+    def _infer_net(self, y: Tensor, x_low: Tensor, mem: Tensor) -> Tensor:
+        """``net`` on the pixel-unshuffled ``y`` and ``x_low``, with the unshuffle folded into the first
+        conv: a 3x3 conv on 2x2 cells is a 6x6 stride-2 conv on pixels (same zero padding)."""
+        first, _, second, shuffle = self.net
+        w = first.weight
+        n_img = 2 * y.shape[1] * 4  # unshuffled y and x_low channels
+        w_pixels = w[:, :n_img].reshape(w.shape[0], n_img // 4, 2, 2, 3, 3).permute(0, 1, 4, 2, 5, 3)
+        feats = F.conv2d(torch.cat([y, x_low], dim=1), w_pixels.reshape(w.shape[0], n_img // 4, 6, 6), first.bias,
+                         stride=2, padding=2)
+        feats = feats + F.conv2d(mem, w[:, n_img:], padding=1)
+        return shuffle(second(F.gelu(feats)))
 
 
 class MGDAStep(nn.Module):
@@ -137,8 +170,9 @@ class MGDAStep(nn.Module):
         super().__init__()
         self.scale = config.scale
         self.estimator = GlobalDegradationEstimator(config)
-        self.holistic = HolisticOperator(config.scale, 8, config.latent_dim)
-        self.noise = NoiseMapEstimator(config.scale, config.memory_channels)
+        self.holistic = HolisticOperator(config.scale, config.holistic_width, config.latent_dim)
+        self.noise = NoiseMapEstimator(config.scale, config.memory_channels, config.noise_width,
+                                       config.noise_memory_width)
         self.step_size = nn.Parameter(torch.full((config.stages,), 0.5413))  # softplus -> 1.0
         self.noise_tau = nn.Parameter(torch.tensor(-3.0))  # softplus -> ~0.05
 
@@ -149,6 +183,8 @@ class MGDAStep(nn.Module):
         self, y: Tensor, x: Tensor, h: Tensor, deg: Degradation, stage: int
     ) -> tuple[Tensor, Tensor]:
         """One step ``v = x - rho (D^T(W (D x - y)) + Psi(Phi x - y))``; returns ``(v, noise_map)``."""
+        if not torch.is_grad_enabled():
+            return self._infer(y, x, h, deg, stage)
         noise_map = self.noise(y, x, h)
         tau = F.softplus(self.noise_tau)
         weight = 1.0 / (1.0 + (noise_map / tau) ** 2)
@@ -156,6 +192,18 @@ class MGDAStep(nn.Module):
         grad = ops.decomposed_adjoint(weight * residual, deg.row, deg.col, self.scale, tuple(x.shape[-2:]))
         grad = grad + self.holistic.psi(self.holistic.phi(x, deg.descriptor) - y, deg.descriptor)
         return x - F.softplus(self.step_size[stage]) * grad, noise_map
+
+    def _infer(self, y: Tensor, x: Tensor, h: Tensor, deg: Degradation, stage: int) -> tuple[Tensor, Tensor]:
+        """:meth:`forward` for inference: the same step in fewer, in-place operations; ``rho`` is folded
+        into the adjoint's column kernel and the last conv of ``Psi``."""
+        noise_map = self.noise(y, x, h)
+        rho = F.softplus(self.step_size[stage])
+        t = noise_map * (1.0 / F.softplus(self.noise_tau))
+        weight = torch.addcmul(torch.ones((), dtype=t.dtype, device=t.device), t, t)  # 1 / W
+        residual = ops.decomposed_forward(x, deg.row, deg.col, self.scale).sub_(y).div_(weight)
+        grad = ops.decomposed_adjoint(residual, deg.row, deg.col * rho, self.scale, tuple(x.shape[-2:]))
+        v = x - self.holistic.infer_step(x, y, deg.descriptor, rho)
+        return v.sub_(grad), noise_map
 
     def explain(self, x: Tensor, deg: Degradation) -> list[Tensor]:
         """The stage's estimated forward operators applied to ``x`` (for the ISDA loss)."""
@@ -171,7 +219,7 @@ class PlainGradientStep(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.latent_dim = config.latent_dim
-        self.holistic = HolisticOperator(config.scale, 16, 0)
+        self.holistic = HolisticOperator(config.scale, config.plain_step_width, 0)
         self.step_size = nn.Parameter(torch.full((config.stages,), 0.5413))
         # Unlike MGDA's Psi (which complements the decomposed step), this is the only data term.
         nn.init.normal_(self.holistic.psi_out.weight, std=1e-3)

@@ -4,62 +4,75 @@
 sample and per channel, shape (B, C, p) with p odd. Borders use replicate padding; its adjoint
 folds the padded margins back onto the edge pixels, so ``<D x, u> == <x, D^T u>`` holds exactly
 (up to floating-point rounding) for any image size, 1x1 included.
+
+Each is a few large operations: one replicate pad and a strided depthwise convolution per axis;
+the adjoint is the transposed convolutions and a fold of the padded margins.
 """
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 
-def _filter_along(x: Tensor, kernels: Tensor, dim: int) -> Tensor:
-    """Correlate each (sample, channel) plane of ``x`` with its own 1-D kernel along ``dim`` (-1 or -2).
-
-    No padding: the output is ``p - 1`` shorter along ``dim``.
-    """
+def _depthwise(x: Tensor, kernels: Tensor, dim: int, stride: int, transpose: bool = False,
+               output_padding: int = 0) -> Tensor:
+    """Correlate each (sample, channel) plane of ``x`` with its own 1-D kernel along ``dim`` (-1 or -2),
+    without padding, keeping every ``stride``-th output; or, with ``transpose``, the exact adjoint of
+    that (a full convolution, ``output_padding`` extra samples at the end)."""
     b, c, h, w = x.shape
     p = kernels.shape[-1]
     weight = kernels.reshape(b * c, 1, 1, p) if dim == -1 else kernels.reshape(b * c, 1, p, 1)
-    out = F.conv2d(x.reshape(1, b * c, h, w), weight.to(x.dtype), groups=b * c)
-    return out.reshape(b, c, out.shape[-2], out.shape[-1])
+    steps = (1, stride) if dim == -1 else (stride, 1)
+    x = x if b == 1 else x.reshape(1, b * c, h, w)  # one grouped conv for the whole batch
+    if transpose:
+        extra = (0, output_padding) if dim == -1 else (output_padding, 0)
+        out = F.conv_transpose2d(x, weight.to(x.dtype), stride=steps, output_padding=extra, groups=b * c)
+    else:
+        out = F.conv2d(x, weight.to(x.dtype), stride=steps, groups=b * c)
+    return out if b == 1 else out.reshape(b, c, out.shape[-2], out.shape[-1])
 
 
-def _pad_replicate(x: Tensor, r: int, dim: int) -> Tensor:
-    """Replicate-pad ``r`` pixels on both sides of ``dim`` (works for any size, even 1)."""
-    first = x.narrow(dim, 0, 1)
-    last = x.narrow(dim, x.shape[dim] - 1, 1)
-    shape = list(x.shape)
-    shape[dim] = r
-    return torch.cat([first.expand(shape), x, last.expand(shape)], dim=dim)
+def _fold_margins(g: Tensor, r: int, size: tuple[int, int]) -> Tensor:
+    """Adjoint of replicate padding by ``r`` on all four sides: add each margin onto its edge pixels.
+
+    Works in place on ``g`` (a fresh tensor) and returns the centre as a view.
+    """
+    h, w = size
+    g.select(-2, r).add_(g.narrow(-2, 0, r).sum(dim=-2))
+    g.select(-2, r + h - 1).add_(g.narrow(-2, r + h, r).sum(dim=-2))
+    g.select(-1, r).add_(g.narrow(-1, 0, r).sum(dim=-1))
+    g.select(-1, r + w - 1).add_(g.narrow(-1, r + w, r).sum(dim=-1))
+    return g[..., r : r + h, r : r + w]
 
 
-def _pad_replicate_adjoint(g: Tensor, r: int, dim: int) -> Tensor:
-    """Adjoint of :func:`_pad_replicate`: crop the centre and add each margin onto its edge pixel."""
-    n = g.shape[dim] - 2 * r
-    centre = g.narrow(dim, r, n).clone()
-    head = g.narrow(dim, 0, r).sum(dim=dim, keepdim=True)
-    tail = g.narrow(dim, r + n, r).sum(dim=dim, keepdim=True)
-    centre.narrow(dim, 0, 1).add_(head)
-    centre.narrow(dim, n - 1, 1).add_(tail)
-    return centre
+def _blur(x: Tensor, row: Tensor, col: Tensor, scale: int) -> Tensor:
+    """Replicate-pad, blur along the width then the height, keeping every ``scale``-th pixel."""
+    r = row.shape[-1] // 2
+    x = F.pad(x, (r, r, r, r), mode="replicate")
+    return _depthwise(_depthwise(x, row, -1, scale), col, -2, scale)
+
+
+def _blur_adjoint(u: Tensor, row: Tensor, col: Tensor, scale: int, size: tuple[int, int]) -> Tensor:
+    """Exact adjoint of :func:`_blur` onto an image of ``size``."""
+    p = row.shape[-1]
+    r = p // 2
+    padded = (size[0] + 2 * r, size[1] + 2 * r)
+    extra_h = padded[0] - ((u.shape[-2] - 1) * scale + p)
+    extra_w = padded[1] - ((u.shape[-1] - 1) * scale + p)
+    g = _depthwise(u, col, -2, scale, transpose=True, output_padding=extra_h)
+    g = _depthwise(g, row, -1, scale, transpose=True, output_padding=extra_w)
+    return _fold_margins(g, r, size)
 
 
 def separable_blur(x: Tensor, row: Tensor, col: Tensor) -> Tensor:
     """Blur ``x`` (B, C, H, W) with per-channel separable kernels ``row``/``col`` (B, C, p); same size out."""
-    r = row.shape[-1] // 2
-    x = _filter_along(_pad_replicate(x, r, -1), row, -1)
-    return _filter_along(_pad_replicate(x, r, -2), col, -2)
+    return _blur(x, row, col, 1)
 
 
 def separable_blur_adjoint(u: Tensor, row: Tensor, col: Tensor) -> Tensor:
     """Exact adjoint of :func:`separable_blur`."""
-    r = row.shape[-1] // 2
-    # The adjoint of a valid correlation is a full convolution: zero-pad and correlate with the flip.
-    u = _filter_along(F.pad(u, (0, 0, 2 * r, 2 * r)), col.flip(-1), -2)
-    u = _pad_replicate_adjoint(u, r, -2)
-    u = _filter_along(F.pad(u, (2 * r, 2 * r, 0, 0)), row.flip(-1), -1)
-    return _pad_replicate_adjoint(u, r, -1)
+    return _blur_adjoint(u, row, col, 1, (u.shape[-2], u.shape[-1]))
 
 
 def subsample(x: Tensor, scale: int) -> Tensor:
@@ -77,13 +90,13 @@ def subsample_adjoint(u: Tensor, scale: int, size: tuple[int, int]) -> Tensor:
 
 
 def decomposed_forward(x: Tensor, row: Tensor, col: Tensor, scale: int) -> Tensor:
-    """``D_dec(x)``: separable blur, then ``scale``-fold subsampling."""
-    return subsample(separable_blur(x, row, col), scale)
+    """``D_dec(x)``: separable blur, then ``scale``-fold subsampling (one strided convolution per axis)."""
+    return _blur(x, row, col, scale)
 
 
 def decomposed_adjoint(u: Tensor, row: Tensor, col: Tensor, scale: int, size: tuple[int, int]) -> Tensor:
-    """``D_dec^T(u)`` onto an x-space image of ``size`` (H, W)."""
-    return separable_blur_adjoint(subsample_adjoint(u, scale, size), row, col)
+    """``D_dec^T(u)`` onto an x-space image of ``size`` (H, W) (transposed strided convolutions)."""
+    return _blur_adjoint(u, row, col, scale, size)
 
 
 def kernel_image(row: Tensor, col: Tensor) -> Tensor:

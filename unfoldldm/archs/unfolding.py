@@ -14,14 +14,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import ModelConfig
+from ..parts import build_part
 from .blocks import haar_dwt, thumbnail
-from .drldm import DRLDMPrior
-from .mgda import Degradation, MGDAStep, PlainGradientStep
-from .ocformer import OCFormer
-from .plain_unet import PlainUNet
+from .descriptor import ModelDescriptor, describe
+from .mgda import Degradation
 
-GRADIENT_STEPS = {"mgda": MGDAStep, "plain": PlainGradientStep}
-PROXIMALS = {"ocformer": OCFormer, "unet": PlainUNet}
 PRIOR_MODES = ("student", "teacher", "distill")
 
 
@@ -62,22 +59,27 @@ class UnfoldOutput:
 class UnfoldLDM(nn.Module):
     """Deep unfolding network with MGDA gradient steps, a DR-LDM prior and OCFormer proximal steps."""
 
-    def __init__(self, config: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig, check: bool = True) -> None:
+        """``check=False`` skips the config check (only for counting parameters on the meta device)."""
         super().__init__()
-        self.config = config.validate()
+        self.config = config.validate() if check else config
         self.scale = config.scale
-        self.gradient_step = GRADIENT_STEPS[config.gradient](config)
-        self.prior = DRLDMPrior(config) if config.prior == "drldm" else None
-        self.proximal = PROXIMALS[config.proximal](config)
+        self.gradient_step = build_part("gradient", config.gradient, config)
+        self.prior = build_part("prior", config.prior, config)
+        self.proximal = build_part("proximal", config.proximal, config)
         self.memory_init = nn.Conv2d(12, config.memory_channels, 1)
         # Stands in for the prior when strength is 0 or the model has no prior.
         self.null_latent = nn.Parameter(torch.zeros(config.latent_tokens, config.latent_dim))
 
+    def describe(self) -> ModelDescriptor:
+        """Task, scale, padding, the image-level and local tensors, and the default settings."""
+        return describe(self.config)
+
     # ----- geometry -------------------------------------------------------------------------
     @property
     def size_multiple(self) -> int:
-        """Observations are padded so that their x-space sides are multiples of 16."""
-        return 16 // self.scale
+        """Observations are padded so that their output-space sides are multiples of the descriptor's."""
+        return describe(self.config).input_multiple
 
     def pad_observation(self, y: Tensor) -> Tensor:
         m = self.size_multiple

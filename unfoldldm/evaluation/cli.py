@@ -1,4 +1,4 @@
-"""``python -m unfoldldm eval``: run the DESIGN 2.6 protocol for checkpoints and baselines, write a report.
+"""``python -m unfoldldm eval``: run the evaluation protocol for checkpoints and baselines, write a report.
 
 Only ``argparse`` is imported at module level: the top-level parser is built on every CLI call.
 """
@@ -11,8 +11,8 @@ import sys
 
 from ..argtypes import positive_int
 
-DESCRIPTION = """Evaluate UnfoldLDM checkpoints on standard test sets with the DESIGN 2.6 protocol:
-seeded degradations, PSNR/SSIM (RGB for denoise/deblur, Y with a 4-px border crop for sr4x),
+DESCRIPTION = """Evaluate UnfoldLDM checkpoints on standard test sets with the protocol of docs/evaluation.md:
+seeded degradations, PSNR/SSIM (RGB for denoise/deblur/jpeg, Y with a 4-px border crop for sr4x),
 LPIPS-Alex (offline), seconds per image, and the baselines (degraded input / bicubic, classical
 methods, --vs checkpoints) run in the same run on the same inputs. Writes report.md (tables),
 results.csv (per image) and crops.png into --out."""
@@ -31,18 +31,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="the checkpoint to evaluate (.safetensors path or bundled name)")
     parser.add_argument("--vs", nargs="+", action="extend", default=[], metavar="MODEL",
                         help="more checkpoints to compare in the same run (e.g. the plain-backbone ablation)")
-    parser.add_argument("--task", required=True, choices=["denoise", "deblur", "sr4x"], help="which protocol to run")
+    parser.add_argument("--task", required=True, choices=["denoise", "deblur", "sr4x", "jpeg"], help="which protocol to run")
     parser.add_argument("--data", nargs="+", required=True, metavar="DIR",
                         help="folders of clean test images, one table each (e.g. ../shared/data/eval/CBSD68)")
-    parser.add_argument("--sigmas", default="15,25,50", help="denoise: comma-separated AWGN levels on the 0-255 scale")
+    parser.add_argument("--sigmas", default="15,25,50",
+                        help="denoise: comma-separated AWGN levels on the 0-255 scale (0 = the clean image)")
+    parser.add_argument("--noise-format", default="both", choices=["both", "float", "8bit"],
+                        help="denoise: the literature's unclipped noisy input, the 8-bit one (clipped and rounded, "
+                        "as a photo is stored), or both")
+    parser.add_argument("--qualities", default="10,20,30,40", help="jpeg: comma-separated JPEG qualities (1-95)")
     parser.add_argument("--out", default="eval_report", help="report folder (report.md, results.csv, crops.png)")
     parser.add_argument("--results", metavar="FILE",
                         help="also put the report into this Markdown file as a section named after --out "
                         "(replaced on a re-run), e.g. benchmarks/RESULTS.md")
     parser.add_argument("--limit", type=positive_int, default=None, help="use only the first N images of each folder")
     parser.add_argument("--baselines", default="all",
-                        help="all, none, or a comma list: denoise input,nlm,wavelet; deblur input,wiener,rl; "
-                        "sr4x bicubic")
+                        help="all, none, or a comma list: denoise input,nlm,wavelet,ffdnet (and bm3d, only when "
+                        "named: slow); deblur input,wiener,rl; sr4x bicubic; jpeg input")
     lp = parser.add_mutually_exclusive_group()
     lp.add_argument("--no-lpips", action="store_true", help="skip LPIPS")
     lp.add_argument("--lpips", action="store_true", help="require LPIPS (fail if its weights are not converted)")
@@ -65,8 +70,21 @@ def parse_sigmas(text: str) -> tuple[float, ...]:
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
         values = ()
-    if not values or any(not 0 < v <= 255 for v in values):
-        raise UnfoldLDMError(f"--sigmas {text!r}: give comma-separated noise levels in (0, 255], e.g. 15,25,50.")
+    if not values or any(not 0 <= v <= 255 for v in values) or len(set(values)) != len(values):
+        raise UnfoldLDMError(f"--sigmas {text!r}: give distinct comma-separated noise levels in [0, 255], e.g. 15,25,50.")
+    return values
+
+
+def parse_qualities(text: str) -> tuple[int, ...]:
+    """``"10,20,30"`` -> (10, 20, 30), each a JPEG quality in [1, 95]."""
+    from ..errors import UnfoldLDMError
+
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        values = ()
+    if not values or any(not 1 <= v <= 95 for v in values) or len(set(values)) != len(values):
+        raise UnfoldLDMError(f"--qualities {text!r}: give distinct comma-separated JPEG qualities in [1, 95], e.g. 10,20,30.")
     return values
 
 
@@ -82,7 +100,9 @@ def command_line(args: argparse.Namespace) -> str:
         parts += ["--vs", *map(str, args.vs)]
     parts += ["--task", args.task, "--data", *map(str, args.data)]
     if args.task == "denoise":
-        parts += ["--sigmas", args.sigmas]
+        parts += ["--sigmas", args.sigmas, "--noise-format", args.noise_format]
+    if args.task == "jpeg":
+        parts += ["--qualities", args.qualities]
     parts += ["--out", str(args.out)]
     if getattr(args, "results", None):
         parts += ["--results", str(args.results)]

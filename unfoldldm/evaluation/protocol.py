@@ -1,4 +1,4 @@
-"""The evaluation protocol of DESIGN 2.6: which degraded inputs, which ground truth, which metrics.
+"""The evaluation protocol: which degraded inputs, which ground truth, which metrics.
 
 Everything is deterministic: the same images give bit-identical inputs on every run and machine
 (all random numbers come from CPU ``torch.Generator`` objects, drawn image by image in sorted
@@ -8,6 +8,10 @@ file-name order, so ``--limit N`` sees exactly the first N inputs of the full ru
   ``torch.Generator().manual_seed(0)`` for the whole set at that sigma, ``randn`` of the image's shape
   drawn per image in sorted order. The noisy input is NOT clipped (the usual convention; the model
   clamps its input, the classical baselines see the unclipped values). RGB metrics, no border crop.
+  Beside it, the **8-bit** setting users meet: the same noisy image clipped to [0, 1] and rounded to
+  8 bits, as a noisy photo is stored. Sigma 0 is the clean image itself (it must come back unchanged).
+- **jpeg** (per quality in 10/20/30/40): the clean image saved by Pillow as a baseline JPEG at that
+  quality (IJG tables, 4:2:0 chroma subsampling, Pillow's defaults) and decoded. RGB metrics.
 - **deblur**: 8 kernels of 21x21 made once from ``torch.Generator().manual_seed(0)`` — Gaussian and
   motion alternating (even index: anisotropic Gaussian, std 0.8-3.0 px; odd: straight motion, 7-17 px),
   see :func:`deblur_kernels`. Image i gets kernel ``i % 8``, is blurred with reflect padding
@@ -45,8 +49,10 @@ from ..degradations import (
 from ..errors import InputImageError, UnfoldLDMError
 from ..imageio import IMAGE_SUFFIXES, load_image
 
-TASKS = ("denoise", "deblur", "sr4x")
+TASKS = ("denoise", "deblur", "sr4x", "jpeg")
 DEFAULT_SIGMAS = (15, 25, 50)
+DEFAULT_QUALITIES = (10, 20, 30, 40)
+NOISE_FORMATS = ("both", "float", "8bit")
 KERNEL_SIZE = 21
 KERNEL_SEED = 0
 NOISE_SEED = 0
@@ -68,6 +74,8 @@ class Setting:
     sigma: float = 0.0  # noise std on the [0, 1] scale (0: none)
     y_channel: bool = False
     crop: int = 0
+    eight_bit: bool = False  # the noisy input is clipped and rounded to 8 bits, like a stored photo
+    quality: int = 0  # JPEG quality (jpeg task)
 
     @property
     def has_kernels(self) -> bool:
@@ -85,10 +93,29 @@ class Sample:
     kernel: Tensor | None  # (21, 21) true blur kernel (deblur, blind SR), sums to 1
 
 
-def settings_for(task: str, sigmas: tuple[float, ...] = DEFAULT_SIGMAS) -> list[Setting]:
-    """The settings of ``task``: one per noise level (denoise), one (deblur), bicubic and blind (sr4x)."""
+def _noise_setting(sigma: float, eight_bit: bool) -> Setting:
+    if sigma == 0:
+        return Setting("denoise", "sigma0", "clean input (σ=0)", eight_bit=True)
+    if eight_bit:
+        return Setting("denoise", f"sigma{sigma:g}_8bit", f"AWGN σ={sigma:g}, 8-bit (clipped, rounded)",
+                       sigma=sigma / 255, eight_bit=True)
+    return Setting("denoise", f"sigma{sigma:g}", f"AWGN σ={sigma:g}", sigma=sigma / 255)
+
+
+def settings_for(task: str, sigmas: tuple[float, ...] = DEFAULT_SIGMAS, noise_format: str = "both",
+                 qualities: tuple[int, ...] = DEFAULT_QUALITIES) -> list[Setting]:
+    """The settings of ``task``: per noise level in the unclipped and/or the 8-bit form (denoise), one
+    (deblur), bicubic and blind (sr4x), one per JPEG quality (jpeg)."""
     if task == "denoise":
-        return [Setting("denoise", f"sigma{s:g}", f"AWGN σ={s:g}", sigma=s / 255) for s in sigmas]
+        if noise_format not in NOISE_FORMATS:
+            raise UnfoldLDMError(f"Unknown noise format {noise_format!r}; choose one of {', '.join(NOISE_FORMATS)}.")
+        forms = {"both": (False, True), "float": (False,), "8bit": (True,)}[noise_format]
+        out: list[Setting] = []
+        for s in sigmas:
+            out += [_noise_setting(s, True)] if s == 0 else [_noise_setting(s, b) for b in forms]
+        return out
+    if task == "jpeg":
+        return [Setting("jpeg", f"q{q}", f"JPEG quality {q} (Pillow, 4:2:0)", quality=q) for q in qualities]
     if task == "deblur":
         return [Setting("deblur", "kernels8", "8 Gaussian/motion kernels + 1% noise", sigma=DEBLUR_NOISE)]
     if task == "sr4x":
@@ -151,6 +178,22 @@ def trivial_kernel(setting: Setting) -> Tensor:
     return blind_sr_kernel(sum(SR_BLIND_SIGMA) / 2)
 
 
+def jpeg_round_trip(clean: Tensor, quality: int) -> Tensor:
+    """``clean`` (3, H, W) saved as a baseline JPEG by Pillow at ``quality`` and decoded."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = (clean.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    with Image.open(buffer) as img:
+        decoded = np.array(img.convert("RGB"))
+    return torch.from_numpy(decoded).permute(2, 0, 1).float() / 255
+
+
 def training_preset(task: str) -> str:
     """The degradation preset the shipped models of ``task`` are trained on."""
     return "sr4x" if task == "sr4x" else "restore"
@@ -198,6 +241,10 @@ def samples(setting: Setting, paths: list[Path]) -> Iterator[Sample]:
         kernel = None
         if setting.task == "denoise":
             degraded = clean + setting.sigma * torch.randn(clean.shape, generator=noise)
+            if setting.eight_bit:
+                degraded = (degraded.clamp(0, 1) * 255).round() / 255
+        elif setting.task == "jpeg":
+            degraded = jpeg_round_trip(clean, setting.quality)
         elif setting.task == "deblur":
             kernel = kernels[i % len(kernels)]
             degraded = blur(clean[None], kernel[None])[0]

@@ -19,7 +19,7 @@ from ..errors import UnfoldLDMError
 CROP = 96  # crop side in ground-truth pixels
 ZOOM = 2  # nearest-neighbour magnification of the crops
 
-# Published numbers (DESIGN 2.6), quoted under the matching tables: whole test sets, other papers' code.
+# Published numbers, quoted under the matching tables: whole test sets, other papers' code.
 PUBLISHED = {
     ("cbsd68", "sigma15"): "CBM3D 33.52 · CDnCNN-B 33.89 · Restormer 34.39",
     ("cbsd68", "sigma25"): "CBM3D 30.71 · CDnCNN-B 31.23 · Restormer 31.78",
@@ -45,6 +45,8 @@ class Record:
     mean_kernel_error: float | None = None  # the mean training kernel vs the true kernel
     kernel_std: float | None = None  # width of the MGDA estimate (px)
     true_kernel_std: float | None = None  # width of the true kernel (px)
+    noise_estimate: float | None = None  # mean of the MGDA noise map, x255 (models, denoise settings)
+    true_sigma: float | None = None  # the true noise std, x255
 
 
 @dataclass
@@ -121,13 +123,38 @@ def table_markdown(table: Table, records: list[Record], lpips_on: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def noise_summary(records: list[Record], method: str) -> str:
+    """How the evaluated model's noise map (mean per image) follows the true σ: mean estimate and
+    mean absolute error per dataset and setting, and the per-image correlation over all settings."""
+    mine = [r for r in records if r.method == method and r.noise_estimate is not None]
+    if not mine:
+        return ""
+    lines = ["### MGDA noise estimate (the noise map users see): mean over each image, x255", "",
+             "| dataset | setting | true σ | mean estimate | mean abs. error |", "|---|---|---:|---:|---:|"]
+    seen: list[tuple[str, str]] = []
+    for r in mine:
+        if (r.dataset, r.setting) not in seen:
+            seen.append((r.dataset, r.setting))
+    for dataset, setting in seen:
+        rows = [r for r in mine if r.dataset == dataset and r.setting == setting]
+        error = _mean([abs(r.noise_estimate - r.true_sigma) for r in rows])
+        lines.append(f"| {dataset} | {setting} | {rows[0].true_sigma:g} | {_fmt(_mean([r.noise_estimate for r in rows]), 2)} "
+                     f"| {_fmt(error, 2)} |")
+    r = correlation([r.noise_estimate for r in mine], [r.true_sigma for r in mine])
+    lines += ["", f"Correlation of the per-image estimate with the true σ over all {len(mine)} images and settings: "
+                  f"r = {_fmt(r, 3)}."]
+    return "\n".join(lines) + "\n"
+
+
 def markdown(command: str, header: list[str], tables: list[Table], records: list[Record], lpips_on: bool,
-             notes: list[str], spot: list[Record] | None = None) -> str:
+             notes: list[str], spot: list[Record] | None = None, noise_summary: str = "") -> str:
     """The whole report.md. ``spot``: per-image records of our model on the crops.png images, listed
     with three decimals so a test can check a checkpoint against the report."""
     parts = ["# UnfoldLDM evaluation", "", "```", command, "```", ""]
     parts += [f"- {line}" for line in header] + [""]
     parts += [table_markdown(t, records, lpips_on) for t in tables]
+    if noise_summary:
+        parts.append(noise_summary)
     if spot:
         parts += ["### Per image: ours on the crops.png images", "", "| dataset | setting | image | PSNR (dB) | SSIM |",
                   "|---|---|---|---:|---:|"]

@@ -17,7 +17,7 @@ from . import baselines as bl
 from . import metrics, protocol, report
 from .lpips import LPIPS, LPIPSWeightsMissing
 
-TASK_SCALE = {"denoise": 1, "deblur": 1, "sr4x": 4}
+TASK_SCALE = {"denoise": 1, "deblur": 1, "sr4x": 4, "jpeg": 1}
 CROP_IMAGES = 2  # images shown in crops.png
 
 
@@ -153,6 +153,8 @@ def _score(method: bl.Method, sample: protocol.Sample, setting: protocol.Setting
     size = 0
     if method.is_model and out.kernel is not None and sample.kernel is not None:
         size = _kernel_scores(rec, out, sample, trivial)
+    if method.is_model and out.noise_level is not None and setting.task == "denoise":
+        rec.noise_estimate, rec.true_sigma = 255 * out.noise_level, 255 * setting.sigma
     return rec, image, size, out
 
 
@@ -162,11 +164,12 @@ def evaluate(args: argparse.Namespace, command: str) -> EvalReport:
 
     from ..api import pick_device
     from ..pipeline import RestoreOptions
-    from .cli import parse_sigmas
+    from .cli import parse_qualities, parse_sigmas
 
     notes: list[str] = []
     sigmas = parse_sigmas(args.sigmas) if args.task == "denoise" else ()
-    settings = protocol.settings_for(args.task, sigmas)
+    qualities = parse_qualities(args.qualities) if args.task == "jpeg" else ()
+    settings = protocol.settings_for(args.task, sigmas, args.noise_format, qualities)
     datasets = _datasets(args.data, args.limit)  # checks the folders before any model is loaded
     bl.parse_baselines(args.baselines, args.task)  # a typo fails before the models load
     scale = TASK_SCALE[args.task]
@@ -187,7 +190,8 @@ def evaluate(args: argparse.Namespace, command: str) -> EvalReport:
     spot: list[report.Record] = []  # ours on the crops.png images
     for d_index, (dataset, paths) in enumerate(datasets):
         for setting in settings:
-            methods = [bl.baseline(k, setting) for k in keys]
+            # Told sigma = 0, a non-blind denoiser has nothing to do: the clean setting runs the input and models.
+            methods = [bl.baseline(k, setting) for k in keys if k == "input" or setting.key != "sigma0"]
             methods += [bl.model_method(m, label, short, i, options, up)
                         for i, (label, short, m, up) in enumerate(models)]
             if not tables:
@@ -229,7 +233,8 @@ def evaluate(args: argparse.Namespace, command: str) -> EvalReport:
                              "distance from the centre")
     notes += _protocol_notes(args.task, device)
     header = _header(args, datasets, device, scorer is not None, crop_setting)
-    text = report.markdown(command, header, tables, records, scorer is not None, notes, spot)
+    text = report.markdown(command, header, tables, records, scorer is not None, notes, spot,
+                           noise_summary=report.noise_summary(records, models[-1][0]))
     files = {"report.md": text.encode(), "results.csv": report.csv_text(records).encode()}
     if crop_rows:
         files["crops.png"] = report.crops_png(crop_rows)
@@ -267,11 +272,15 @@ def _header(args, datasets, device, lpips_on: bool, crop_setting: protocol.Setti
 def _protocol_notes(task: str, device: torch.device) -> list[str]:
     notes = {
         "denoise": "Denoising: noise = σ/255 · randn from one torch.Generator().manual_seed(0) per σ, drawn per image "
-                   "in sorted file-name order; the noisy input is not clipped; PSNR/SSIM on RGB of the uint8-rounded "
-                   "output, no border crop.",
+                   "in sorted file-name order; the noisy input is not clipped, except in the 8-bit settings (the same "
+                   "noisy image clipped to [0, 1] and rounded to 8 bits, as a photo is stored); PSNR/SSIM on RGB of "
+                   "the uint8-rounded output, no border crop. Told the degradation (non-blind): FFDNet, CBM3D, NLM "
+                   "and wavelet get the true σ; UnfoldLDM models are blind (one model for every σ and degradation).",
         "deblur": "Deblurring: 8 fixed 21x21 kernels (seed 0; Gaussian and motion alternating), image i gets kernel "
                   "i mod 8, reflect padding, + Gaussian noise σ = 0.01 (seed 0), clipped; PSNR/SSIM on RGB. Wiener and "
                   "Richardson-Lucy are given the true kernel: they are true-kernel upper bounds, not blind methods.",
+        "jpeg": "JPEG: the clean image saved by Pillow at the given quality (baseline JPEG, IJG tables, 4:2:0) and "
+                "decoded; the baseline is the JPEG itself; PSNR/SSIM on RGB.",
         "sr4x": "Super-resolution x4: HR cropped to a multiple of 4; bicubic = torch antialiased bicubic "
                 "downsampling, rounded to 8 bits; the bicubic baseline upsamples with the a = -0.5 cubic as MATLAB; "
                 "blind = isotropic Gaussian kernel σ ~ U(0.6, 2.4) (seed 0), blur, keep every 4th "

@@ -9,8 +9,20 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from ..errors import UnfoldLDMError
+from ..errors import InputImageError, UnfoldLDMError
 from ..imageio import IMAGE_SUFFIXES, load_image
+
+
+def image_paths(folder: str | Path) -> list[Path]:
+    """The images under ``folder`` (recursively), sorted by path."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def split_holdout(paths: Sequence[Path], every: int) -> tuple[list[Path], list[Path]]:
+    """(training, held out): every ``every``-th path (from the first) is held out; 0 holds none out."""
+    if every <= 0:
+        return list(paths), []
+    return [p for i, p in enumerate(paths) if i % every], list(paths[::every])
 
 
 class CropBank:
@@ -19,18 +31,23 @@ class CropBank:
     Sampling uses its own generator, so the data position is part of the resumable state.
     """
 
-    def __init__(self, folders: Sequence[str | Path], crop: int, device: torch.device, seed: int = 0) -> None:
+    def __init__(self, folders: Sequence[str | Path], crop: int, device: torch.device, seed: int = 0,
+                 holdout_every: int = 0) -> None:
         self.crop = crop
         self.device = device
         self.images: list[Tensor] = []
         self.sources: list[str] = []
-        skipped = 0
+        skipped, unreadable = 0, []
         for folder in folders:
             folder = Path(folder)
             if not folder.is_dir():
                 raise UnfoldLDMError(f"{folder}: training data folder not found.")
-            for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
-                pic = load_image(path)
+            for path in split_holdout(image_paths(folder), holdout_every)[0]:
+                try:  # one corrupt file must not abort a run: skip it with a warning, as `restore` does
+                    pic = load_image(path)
+                except InputImageError as exc:
+                    unreadable.append(str(exc))
+                    continue
                 if min(pic.rgb.shape[-2:]) < crop:
                     skipped += 1
                     continue
@@ -38,6 +55,10 @@ class CropBank:
             self.sources.append(str(folder))
         if skipped:
             warnings.warn(f"{skipped} training image(s) smaller than the {crop}px crop were skipped.")
+        if unreadable:
+            shown = "; ".join(unreadable[:3]) + (f"; and {len(unreadable) - 3} more" if len(unreadable) > 3 else "")
+            warnings.warn(f"{len(unreadable)} unreadable training image(s) were skipped: {shown}")
+        self.unreadable = len(unreadable)
         if not self.images:
             raise UnfoldLDMError(f"No usable training images (at least {crop}x{crop}) in {list(map(str, folders))}.")
         self.generator = torch.Generator().manual_seed(seed)

@@ -8,6 +8,9 @@ import datetime
 import json
 import math
 import os
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +25,7 @@ from ..checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
 from ..degradations import degrade
 from ..errors import UnfoldLDMError
 from ..losses import LossWeights, invariance_loss, kd_loss, restoration_loss
-from .config import REPO_ROOT, TrainConfig, config_from_dict
+from .config import TrainConfig, config_from_dict, data_root
 from .cuda_graph import GraphedStep
 from .data import CropBank
 from .state import load_run_state, save_run_state
@@ -44,9 +47,50 @@ class RunOptions:
     init: str | None = None  # weights to start from (phase 2 alone needs a phase-1 model)
     compile: bool = False
     cuda_graphs: bool = False  # replay each step from a CUDA graph (GPU, single process)
+    precision: str = "auto"  # auto (bf16 on GPUs and on CPUs with native bf16) | bf16 | fp32
+    export_every_minutes: float | None = None  # also save state and export the EMA model this often
     device: str = "auto"
     stop_at: int | None = None  # stop (and save) at this step, as if interrupted
     progress: bool = True
+
+    def validate(self, resume: bool = False) -> "RunOptions":
+        """Raise :class:`UnfoldLDMError` naming the first unusable option (before anything is made).
+        On ``resume`` the --init file may have moved since (its weights are in the run state)."""
+        from .config import check_crop
+
+        def number(name: str, value, whole: bool, positive_only: bool = True) -> None:
+            if value is None:
+                return
+            flag = "--" + name.replace("_", "-")
+            ok_type = (isinstance(value, int) if whole else isinstance(value, (int, float))) and not isinstance(value, bool)
+            if not ok_type or not math.isfinite(value):
+                raise UnfoldLDMError(f"{flag} must be a {'whole number' if whole else 'finite number'}, got {value!r}.")
+            if value <= 0 if positive_only else value < 0:
+                raise UnfoldLDMError(f"{flag} must be more than 0, got {value!r}.")
+
+        if not isinstance(self.out, str) or not self.out.strip():
+            raise UnfoldLDMError("--out must name the run folder.")
+        number("steps", self.steps, True)
+        number("budget_minutes", self.budget_minutes, False)
+        number("batch", self.batch, True)
+        number("export_every_minutes", self.export_every_minutes, False)
+        number("stop_at", self.stop_at, True, positive_only=False)
+        if self.steps is not None and self.budget_minutes is not None:
+            raise UnfoldLDMError("Give --steps or --budget-minutes, not both.")
+        if self.crop is not None:
+            check_crop(self.crop)
+        if self.phases not in ("both", "1", "2"):
+            raise UnfoldLDMError(f"--phases must be both, 1 or 2, got {self.phases!r}.")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise UnfoldLDMError(f"--precision must be auto, bf16 or fp32, got {self.precision!r}.")
+        if not isinstance(self.data, list) or not all(isinstance(d, str) for d in self.data):
+            raise UnfoldLDMError(f"--data must be a list of folders, got {self.data!r}.")
+        for folder in self.data:
+            if not Path(folder).is_dir():
+                raise UnfoldLDMError(f"--data {folder}: training data folder not found.")
+        if self.init is not None and not resume and not Path(self.init).is_file():
+            raise UnfoldLDMError(f"--init {self.init}: no such checkpoint file.")
+        return self
 
 
 class Distributed:
@@ -88,13 +132,42 @@ class Distributed:
 def _device(name: str, ranks: Distributed) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise UnfoldLDMError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N.") from None
+    if device.type not in ("cpu", "cuda"):
+        raise UnfoldLDMError(f"--device {name!r}: training runs on cpu or cuda.")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise UnfoldLDMError("--device cuda was asked for, but this PyTorch build sees no CUDA GPU.")
         device = torch.device("cuda", ranks.local_rank if ranks.enabled else (device.index or 0))
         torch.cuda.set_device(device)
     return device
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), so bf16 autocast speeds it up;
+    elsewhere oneDNN emulates bf16 and it is slower than fp32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Resolve ``--precision`` for ``device``: auto means bf16 autocast on GPUs and bf16-capable CPUs."""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise UnfoldLDMError(f"--precision must be auto, bf16 or fp32, got {precision!r}.")
+    if precision == "fp32":
+        return False
+    if device.type == "cuda":
+        return True
+    if device.type == "cpu" and cpu_has_bf16():
+        return True
+    if precision == "bf16":
+        raise UnfoldLDMError(f"--precision bf16 was asked for, but this {device.type} has no native bf16; use fp32.")
+    return False
 
 
 def learning_rate(progress: float, peak: float, floor: float, warmup: float) -> float:
@@ -110,6 +183,46 @@ def phase1_steps(provenance: dict | None) -> int:
     if not provenance:
         return 0
     return int(provenance.get("phase1_steps") or 0) + phase1_steps(provenance.get("init_provenance"))
+
+
+class DeferredInterrupt:
+    """Turns the first Ctrl-C (SIGINT) into a request the training loop acts on between steps, so
+    that the saved state is exact; a second Ctrl-C interrupts at once. Main thread only (elsewhere
+    signals cannot be handled, and nothing is changed)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\ninterrupt: stopping after this step and saving the state (press Ctrl-C again to stop at once)",
+              file=sys.stderr, flush=True)
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def uninstall(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+def remove_stale_temp_files(run_dir: Path) -> list[Path]:
+    """Temp files an earlier process left in the run folder when it was killed while saving
+    (``.state.safetensors.*.tmp``, ``.model.safetensors.*.tmp``): never valid, removed."""
+    removed = []
+    if run_dir.is_dir():
+        for path in run_dir.glob(".*.safetensors.*.tmp"):
+            try:
+                path.unlink()
+                removed.append(path)
+            except OSError:
+                pass
+    return removed
 
 
 class Trainer:
@@ -139,6 +252,7 @@ class Trainer:
         )
         self.ema.update_parameters(self.model)  # the first update copies; later ones are _update_ema's lerp
         self.graphs = opts.cuda_graphs and self.device.type == "cuda" and not self.ranks.enabled
+        self.bf16 = use_bf16(opts.precision, self.device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # shapes are static
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -154,9 +268,9 @@ class Trainer:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=True)
         if opts.compile:
             self.net = torch.compile(self.net)
-        data = opts.data or [str((REPO_ROOT / f).resolve()) if not Path(f).is_absolute() else f for f in cfg.data.folders]
+        data = opts.data or [str((data_root() / f).resolve()) if not Path(f).is_absolute() else f for f in cfg.data.folders]
         self.data_folders = data
-        self.bank = CropBank(data, self.crop, self.device, seed=seed)
+        self.bank = CropBank(data, self.crop, self.device, seed=seed, holdout_every=cfg.data.holdout_every)
         self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
         self.step, self.elapsed, self.phase, self.phase_start = 0, 0.0, (2 if opts.phases == "2" else 1), 0
         # Seconds spent in the first step of each phase of each process: compiling, recording the
@@ -264,31 +378,34 @@ class Trainer:
         first = degrade(clean, self.cfg.degradation, self.generator)
         y = first.y.contiguous(memory_format=channels_last)
         if self.phase == 1:
-            return [clean, y, first.kernel, first.operator_known(down_modes)]
+            return [clean, y, first.kernel, first.operator_known(down_modes), first.noise_std, first.noise_known()]
         second = degrade(clean, self.cfg.degradation, self.generator)
         y2 = second.y.contiguous(memory_format=channels_last)
         kernels = torch.cat([first.kernel, second.kernel])
         known = torch.cat([first.operator_known(down_modes), second.operator_known(down_modes)])
+        noise_std = torch.cat([first.noise_std, second.noise_std])
+        noise_known = torch.cat([first.noise_known(), second.noise_known()])
         cfg = self.cfg.model
         noise = torch.randn(cfg.stages, clean.shape[0], cfg.latent_tokens, cfg.latent_dim, device=self.device,
                             generator=self.generator)
-        return [clean, y, kernels, known, y2, noise.repeat(1, 2, 1, 1)]  # both degradations start from the same noise
+        # both degradations start from the same noise
+        return [clean, y, kernels, known, noise_std, noise_known, y2, noise.repeat(1, 2, 1, 1)]
 
-    def _update(self, clean: Tensor, y: Tensor, kernels: Tensor, known: Tensor, y2: Tensor | None = None,
-                noise: Tensor | None = None) -> dict[str, Tensor]:
+    def _update(self, clean: Tensor, y: Tensor, kernels: Tensor, known: Tensor, noise_std: Tensor,
+                noise_known: Tensor, y2: Tensor | None = None, noise: Tensor | None = None) -> dict[str, Tensor]:
         """Losses, backward, clipping, AdamW and EMA on one batch. It never waits for the GPU, so it
         can also be recorded in a CUDA graph (:class:`GraphedStep`)."""
         w: LossWeights = self.cfg.losses
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda",
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16,
                                   cache_enabled=not self.graphs)
         with autocast:
             if y2 is None:
                 out = self.net(y, clean, prior_mode="teacher")
-                terms = restoration_loss(out, clean, y, w, kernels, known)
+                terms = restoration_loss(out, clean, y, w, kernels, known, noise_std, noise_known)
             else:
                 pair_y, pair_x = torch.cat([y, y2]), torch.cat([clean, clean])
                 out = self.net(pair_y, pair_x, prior_mode="distill", noise=list(noise.unbind(0)))
-                terms = restoration_loss(out, pair_x, pair_y, w, kernels, known)
+                terms = restoration_loss(out, pair_x, pair_y, w, kernels, known, noise_std, noise_known)
                 halves = [z.chunk(2) for z in out.latents]
                 terms["kd"] = kd_loss(out.latents, out.teacher_latents)
                 terms["invariance"] = invariance_loss([a for a, _ in halves], [b for _, b in halves])
@@ -366,7 +483,11 @@ class Trainer:
                    unit="step", dynamic_ncols=True)
         log = (self.out / "log.txt").open("a") if self.ranks.main else None
         rate_t, rate_steps = time.perf_counter(), self.step
+        exported_at = time.perf_counter()
+        interrupt = DeferredInterrupt()
+        in_step = False
         try:
+            interrupt.install()
             while True:
                 overall = self._progress()
                 if overall >= 1.0:
@@ -380,6 +501,14 @@ class Trainer:
                 if self.opts.stop_at is not None and self.step >= self.opts.stop_at:
                     self.save_state()
                     return None
+                # Ctrl-C is acted on here, between steps: the state saved then is exactly the one
+                # an uninterrupted run has at this step (weights, optimizer, every RNG, data position).
+                if self.ranks.agree(float(interrupt.requested)) > 0:
+                    self.save_state()
+                    if log:
+                        log.write(f"# step {self.step}: interrupted; state saved, resume with --resume\n")
+                    raise KeyboardInterrupt
+                in_step = True
                 peak = tr.lr * (PHASE2_LR_FACTOR if self.phase == 2 else 1.0)
                 lr = learning_rate(self._phase_progress(overall), peak, tr.min_lr, tr.warmup_fraction)
                 start = time.perf_counter()
@@ -402,14 +531,25 @@ class Trainer:
                         log.flush()
                 if self.step % self.cfg.save_every == 0:
                     self.save_state()
+                every = self.opts.export_every_minutes
+                if every and time.perf_counter() - exported_at >= 60 * every:
+                    self.save_state()
+                    self.export()
+                    exported_at = time.perf_counter()
                 seconds = time.perf_counter() - start  # logging and saving count against the budget
                 self.elapsed += seconds
                 if self.fresh:
                     self.setup_s, self.fresh = self.setup_s + seconds, False
+                in_step = False
         except KeyboardInterrupt:
-            self.save_state()
+            if in_step:  # a second Ctrl-C inside a step: that step is half done, so keep the last saved state
+                if log:
+                    log.write(f"# step {self.step}: interrupted twice during a step; the last saved state is kept\n")
+            else:
+                self.save_state()
             raise
         finally:
+            interrupt.uninstall()
             bar.close()
             if log:
                 log.close()
@@ -448,10 +588,12 @@ class Trainer:
             "world_size": self.ranks.world,
             "cuda_graphs": self.graphs,
             "compiled": self.opts.compile,
+            "bf16": self.bf16,
             "batch": self.batch,
             "crop": self.crop,
             "data": [Path(f).name for f in self.data_folders],
             "num_images": len(self.bank),
+            "holdout_every": self.cfg.data.holdout_every,  # every n-th image (sorted) was held out for validation
             "torch": torch.__version__,
             "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d"),
             "init": Path(self.opts.init).name if self.opts.init else None,
@@ -464,9 +606,14 @@ def start_run(cfg: TrainConfig, opts: RunOptions) -> Trainer:
     """A new run: write ``config.yaml`` and ``run.json`` into the run folder, then build the trainer."""
     import yaml
 
+    opts.validate()
     out = Path(opts.out)
     if (out / "state.safetensors").exists():
         raise UnfoldLDMError(f"{out} already holds a run; resume it with --resume {out} or pick another --out.")
+    if out.exists() and not out.is_dir():
+        raise UnfoldLDMError(f"--out {out} is a file; give a folder for the run.")
+    if Distributed().main:
+        remove_stale_temp_files(out)
     trainer = Trainer(cfg, opts)
     if trainer.ranks.main:
         out.mkdir(parents=True, exist_ok=True)
@@ -482,13 +629,24 @@ def resume_run(run_dir: str | Path, device: str | None = None, stop_at: int | No
     run_dir = Path(run_dir)
     if not (run_dir / "run.json").exists():
         raise UnfoldLDMError(f"{run_dir}: not a run folder (no run.json). Start a run with --out first.")
-    saved = json.loads((run_dir / "run.json").read_text())
-    name = saved.pop("name")
-    cfg = config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()), Path(f"{name}.yaml"))
-    opts = RunOptions(**saved)
+    try:
+        saved = json.loads((run_dir / "run.json").read_text())
+        name = saved.pop("name")
+        raw = yaml.safe_load((run_dir / "config.yaml").read_text())
+        opts = RunOptions(**saved)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, yaml.YAMLError) as exc:
+        raise UnfoldLDMError(f"{run_dir}: the run folder's run.json or config.yaml is damaged ({exc}); "
+                             "start a new run with --out.") from None
+    try:
+        cfg = config_from_dict(raw, Path(f"{name}.yaml"))
+    except (TypeError, ValueError) as exc:
+        raise UnfoldLDMError(f"{run_dir}/config.yaml: {exc}") from None
     opts.out, opts.stop_at, opts.progress = str(run_dir), stop_at, progress
     if device is not None:
         opts.device = device
+    opts.validate(resume=True)
+    if Distributed().main:
+        remove_stale_temp_files(run_dir)
     return Trainer(cfg, opts, resume=True)
 
 

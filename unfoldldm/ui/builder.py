@@ -16,17 +16,22 @@ exist in all of them are used, and version-specific keywords go through :mod:`.c
 
 from __future__ import annotations
 
+import base64
 import os
+import shutil
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import gradio as gr
 
-from ..errors import RestorationInterrupted, UnfoldLDMError
+from ..errors import InputImageError, RestorationInterrupted, UnfoldLDMError
+from ..imageio import DEFAULT_MAX_PIXELS, check_image_file, read_image_size
 from . import compat
 from .core import UIOptions, blend, restore_file, restore_folder, restore_picture
 
@@ -61,6 +66,101 @@ class RestoreUI:
     refresh_models: Callable[[], Any] | None = None
 
 
+class DownloadSpool:
+    """Per-request folders for the PNG downloads, in one private temp folder: Gradio copies a
+    returned file into its own cache, so only the newest ``keep`` folders are kept (a request
+    still being sent keeps its file) and the rest are removed; the whole spool goes at exit."""
+
+    def __init__(self, keep: int = 4) -> None:
+        self.keep = keep
+        self._lock = threading.Lock()
+        self._root: Path | None = None
+        self._folders: list[Path] = []
+
+    def new_folder(self) -> Path:
+        with self._lock:
+            if self._root is None or not self._root.is_dir():
+                import atexit
+
+                self._root = Path(tempfile.mkdtemp(prefix="unfoldldm_downloads_"))
+                atexit.register(shutil.rmtree, self._root, True)
+            folder = Path(tempfile.mkdtemp(prefix="req_", dir=self._root))
+            self._folders.append(folder)
+            while len(self._folders) > self.keep:
+                shutil.rmtree(self._folders.pop(0), ignore_errors=True)
+            return folder
+
+
+_downloads = DownloadSpool()
+
+
+def _payload_source(payload: Any) -> tuple[str | None, str | None]:
+    """(data URL, file path) of an image component's raw payload, on any Gradio version."""
+    if payload is None:
+        return None, None
+    if isinstance(payload, str):
+        return (payload, None) if payload.startswith("data:") else (None, payload)
+    if isinstance(payload, dict):
+        if "image" in payload and not any(k in payload for k in ("path", "url", "name")):
+            return _payload_source(payload["image"])  # 3.x sketch/editor payload
+        url, path = payload.get("url"), payload.get("path") or payload.get("name")
+    else:  # 4.x+ FileData / ImageData
+        url, path = getattr(payload, "url", None), getattr(payload, "path", None)
+    if isinstance(url, str) and url.startswith("data:"):
+        return url, None
+    return None, path if isinstance(path, str) else None
+
+
+def check_image_payload(payload: Any, max_pixels: int, max_upload_bytes: int | None) -> None:
+    """Refuse an image upload from its header, before Gradio decodes it: more than ``max_pixels``
+    pixels, or (pasted as a data URL) more than ``max_upload_bytes``."""
+    url, path = _payload_source(payload)
+    if url is not None:
+        encoded = url.split(",", 1)[-1]
+        size = len(encoded) * 3 // 4
+        if max_upload_bytes is not None and size > max_upload_bytes:
+            raise InputImageError(
+                f"input image: {size / 2**20:.1f} MB, more than the upload limit of {max_upload_bytes / 2**20:.1f} MB. "
+                "Downscale or compress it first, or start the app with a larger --max-upload-mb.")
+        try:
+            data = base64.b64decode(encoded, validate=False)
+        except (ValueError, TypeError):
+            raise InputImageError("input image: the pasted data is not valid base64 image data.") from None
+        width, height = read_image_size(data, "input image")
+    elif path is not None and os.path.isfile(path):
+        check_image_file(path, max_pixels, name="input image")
+        return
+    else:
+        return  # nothing to check here (no image, or a form Gradio itself refuses)
+    if width * height > max_pixels:
+        raise InputImageError(
+            f"input image: {width}x{height} = {width * height:,} pixels, more than the limit of {max_pixels:,}. "
+            "Downscale or crop it first.")
+
+
+def _guard_image_input(component, max_pixels: int, max_upload_bytes: int | None) -> None:
+    """Run :func:`check_image_payload` before the component's own preprocessing (which decodes)."""
+    original = getattr(component, "preprocess", None)
+    if original is None:
+        return
+
+    def preprocess(payload, *args, **kwargs):
+        try:
+            check_image_payload(payload, max_pixels, max_upload_bytes)
+        except UnfoldLDMError as exc:
+            raise gr.Error(str(exc)) from None
+        return original(payload, *args, **kwargs)
+
+    component.preprocess = preprocess
+
+
+def _hide_path(message: str, path: str, shown: str) -> str:
+    """A message about an uploaded file, naming the upload instead of the server's temp path."""
+    for form in {str(path), os.path.realpath(path), os.path.abspath(path)}:
+        message = message.replace(form, shown)
+    return message
+
+
 def _report(progress, fraction: float, desc: str) -> None:
     """Call a gr.Progress if it is usable here (it is a no-op outside a queued event)."""
     if progress is None:
@@ -92,6 +192,7 @@ def build_restore_ui(
     batch: bool = True,
     elem_prefix: str = "unfoldldm",
     should_stop: Callable[[], bool] | None = None,
+    batch_roots: Sequence[str | Path] | None = None,
 ) -> RestoreUI:
     """Create the restoration UI inside the current ``gr.Blocks()`` context; return a :class:`RestoreUI`.
 
@@ -107,12 +208,13 @@ def build_restore_ui(
     max_upload_bytes  refuse larger uploaded files (checked here, for Gradio 3.x, which has no
                     server-side limit; Gradio 4+ hosts also pass ``max_file_size`` to launch)
     batch           show the "batch folder" tab (server-side paths: leave it off for public apps)
+    batch_roots     if given, batch folders must resolve to a place inside one of these (relative
+                    names are taken inside the first); the standalone app always passes them
     elem_prefix     prefix of every elem_id (unique ids inside a host page)
     should_stop     polled between tiles; True aborts the run (e.g. the WebUI's Interrupt button)
     """
     base = UIOptions(max_upload_bytes=max_upload_bytes)
-    if max_pixels:
-        base.max_pixels = int(max_pixels)
+    base.max_pixels = int(max_pixels) if max_pixels else DEFAULT_MAX_PIXELS
     wrap = on_run_wrapper or (lambda fn: fn)
     choices = list(models())
     value = default_model if default_model in choices else (choices[0] if choices else None)
@@ -133,17 +235,23 @@ def build_restore_ui(
         with gr.Column():
             with gr.Tabs():
                 with gr.Tab("Image"):
+                    # type="filepath": the upload reaches us undecoded, and its header is checked
+                    # against the pixel limit before anything decodes it (_guard_image_input).
                     c["input"] = compat.component(
-                        gr.Image, type="pil", image_mode=None, label="Input image (upload or paste)",
+                        gr.Image, type="filepath", image_mode=None, label="Input image (upload or paste)",
                         elem_id=eid("input"), sources=["upload", "clipboard"], source="upload")
+                    _guard_image_input(c["input"], base.max_pixels, base.max_upload_bytes)
                     c["input_file"] = compat.component(
                         gr.File, label="...or an image file (16-bit PNG, EXIF orientation; takes precedence)",
                         elem_id=eid("input_file"))
                     c["run"] = gr.Button("Restore", variant="primary", elem_id=eid("run"))
                 if batch:
                     with gr.Tab("Batch folder"):
-                        c["batch_in"] = gr.Textbox(label="Input folder (on the server)", elem_id=eid("batch_in"))
-                        c["batch_out"] = gr.Textbox(label="Output folder (created if needed)", elem_id=eid("batch_out"))
+                        where = (f" (inside {', '.join(str(r) for r in batch_roots)})" if batch_roots
+                                 else " (on the server)")
+                        c["batch_in"] = gr.Textbox(label=f"Input folder{where}", elem_id=eid("batch_in"))
+                        c["batch_out"] = gr.Textbox(label=f"Output folder{where}, created if needed",
+                                                    elem_id=eid("batch_out"))
                         c["batch_overwrite"] = gr.Checkbox(value=False, label="Overwrite existing outputs",
                                                            elem_id=eid("batch_overwrite"))
                         c["batch_run"] = gr.Button("Restore folder", variant="primary", elem_id=eid("batch_run"))
@@ -196,20 +304,20 @@ def build_restore_ui(
             _report(progress, 0.0, "loading model")
             model = get_model(model_name, device, dtype)
             tick = lambda done, total: _report(progress, done / max(total, 1), "restoring")  # noqa: E731
-            if path is not None:
+            image_path = compat.file_path(image) if image is not None and not hasattr(image, "size") else None
+            if path is not None or image_path is not None:
+                chosen = path if path is not None else image_path
+                shown = os.path.basename(chosen) if path is not None else "input image"
                 try:
-                    out, kernel, noise = restore_file(model, path, opts, tick, should_stop=should_stop)
+                    before, out, kernel, noise = restore_file(model, chosen, opts, tick, should_stop=should_stop,
+                                                              return_input=True)
                 except UnfoldLDMError as exc:  # name the upload, not the server's temp path
-                    raise type(exc)(str(exc).replace(str(path), os.path.basename(path))) from None
-                from PIL import Image
-
-                with Image.open(path) as src:  # already validated by restore_file
-                    before = src.copy()
-                name = os.path.splitext(os.path.basename(path))[0]
+                    raise type(exc)(_hide_path(str(exc), chosen, shown)) from None
+                name = os.path.splitext(os.path.basename(chosen))[0] if path is not None else "restored"
             else:
                 out, kernel, noise = restore_picture(model, image, opts, tick, should_stop=should_stop)
                 before, name = image, "restored"
-            download = os.path.join(tempfile.mkdtemp(prefix="unfoldldm_"), f"{name}_restored.png")
+            download = os.path.join(_downloads.new_folder(), f"{name}_restored.png")
             out.save(download)
             size_in = f"{before.width}x{before.height}"
             status = (f"Restored {size_in} -> {out.width}x{out.height} with `{model_name}` in "
@@ -227,7 +335,7 @@ def build_restore_ui(
             model = get_model(model_name, device, dtype)
             tick = lambda done, total, name: _report(progress, done / max(total, 1), name or "done")  # noqa: E731
             return restore_folder(model, in_dir, out_dir, opts, tick, overwrite=bool(overwrite),
-                                  should_stop=should_stop).summary(out_dir)
+                                  should_stop=should_stop, roots=batch_roots).summary(out_dir)
         except gr.Error:
             raise
         except Exception as exc:  # noqa: BLE001

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from ..argtypes import positive_int
+from ..argtypes import positive_float, positive_int, threads
 
 EPILOG = """examples:
   python -m unfoldldm app --model-dir runs/restore           # http://127.0.0.1:7860
   python -m unfoldldm app --model my.safetensors --port 8000 --device cuda
-  python -m unfoldldm app --listen --max-upload-mb 20          # reachable from the network
+  python -m unfoldldm app --batch-root ~/photos                 # batch folders, only under ~/photos
+  python -m unfoldldm app --listen --allow-host mybox.lan      # reachable from the network
 needs gradio:  pip install "unfoldldm[ui]"
 """
 
@@ -20,17 +21,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.add_argument("--port", type=int, default=7860, help="port (default 7860; 0 picks a free one)")
     parser.add_argument("--listen", action="store_true",
-                        help="listen on all interfaces (0.0.0.0) instead of 127.0.0.1 only")
+                        help="listen on all interfaces (0.0.0.0) instead of 127.0.0.1 only; open it by IP "
+                             "address, or allow a host name with --allow-host")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="also accept requests for this host name (repeatable; e.g. the machine's name "
+                             "with --listen). Other names are refused, so web pages cannot reach the app "
+                             "through DNS rebinding")
     parser.add_argument("--model", default=None, help="a .safetensors path or model name to preselect")
     parser.add_argument("--model-dir", action="append", default=[], metavar="DIR",
                         help="folder of .safetensors checkpoints (repeatable); bundled weights are always listed")
     parser.add_argument("--device", default="auto",
                         help="auto lets the user choose in the app; cpu, cuda, cuda:N or mps fixes the device")
-    parser.add_argument("--max-upload-mb", type=float, default=50.0, help="refuse uploaded files larger than this")
+    parser.add_argument("--threads", type=threads, default="auto",
+                        help="CPU threads; auto uses the cores that are idle at start (one when the machine is busy)")
+    parser.add_argument("--max-upload-mb", type=positive_float, default=50.0,
+                        help="refuse uploaded files larger than this")
     parser.add_argument("--max-pixels", type=positive_int, default=None,
                         help="refuse images with more pixels than this (default 8192x8192)")
-    parser.add_argument("--batch", choices=["auto", "on", "off"], default="auto",
-                        help="the batch-folder tab reads and writes server folders: auto = on unless --listen")
+    parser.add_argument("--batch-root", action="append", default=[], metavar="DIR",
+                        help="enables the batch-folder tab for folders inside DIR (repeatable); input and "
+                             "output folders must resolve to a place inside one. Without it, no batch tab")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,16 +51,18 @@ def run(args: argparse.Namespace) -> int:
 
         raise UnfoldLDMError('The app needs gradio: pip install "unfoldldm[ui]" (or pip install "gradio>=3.41,<6").') from None
     from ..imageio import DEFAULT_MAX_PIXELS
+    from ..runtime import configure_cpu
     from .app import create_app, launch
 
-    if args.max_upload_mb <= 0:
-        from ..errors import UnfoldLDMError
-
-        raise UnfoldLDMError("--max-upload-mb must be positive.")
     max_bytes = int(args.max_upload_mb * 2**20)
-    batch = args.batch == "on" or (args.batch == "auto" and not args.listen)
+    configure_cpu(args.threads, args.device)
     demo, _ = create_app(args.model_dir, args.model, args.device, args.max_pixels or DEFAULT_MAX_PIXELS,
-                         max_bytes, batch=batch)
+                         max_bytes, batch_root=args.batch_root)
     host = "0.0.0.0" if args.listen else "127.0.0.1"
-    launch(demo, host=host, port=args.port or None, max_upload_bytes=max_bytes)
+    import signal
+    import sys
+
+    # SIGTERM (e.g. a service manager stopping the app) exits like Ctrl-C: temp folders are removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    launch(demo, host=host, port=args.port or None, max_upload_bytes=max_bytes, allowed_hosts=args.allow_host)
     return 0

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import torch
 from PIL import Image
@@ -24,6 +24,7 @@ from ..imageio import (
     picture_from_pil,
     picture_to_pil,
 )
+from ..limits import check_memory_for_image, check_restore_options
 
 BUNDLED_PREFIX = "[bundled] "
 
@@ -45,14 +46,32 @@ class UIOptions:
         from ..pipeline import RestoreOptions
 
         return RestoreOptions(
-            stages=int(self.stages) if self.stages else None,
-            tile=int(self.tile) if self.tile else None,
-            overlap=int(self.overlap),
-            prior_steps=int(self.prior_steps) if self.prior_steps else None,
-            seed=int(self.seed),
-            prior_strength=float(self.prior_strength),
-            max_pixels=int(self.max_pixels),
+            stages=_whole(self.stages, "stages") or None,
+            tile=_whole(self.tile, "tile size") or None,
+            overlap=_whole(self.overlap, "overlap"),
+            prior_steps=_whole(self.prior_steps, "prior steps") or None,
+            seed=_whole(self.seed, "seed"),
+            prior_strength=_number(self.prior_strength, "prior strength"),
+            max_pixels=_whole(self.max_pixels, "max pixels"),
         )
+
+
+def _number(value, name: str) -> float:
+    try:
+        number = float(value if value is not None else 0)
+    except (TypeError, ValueError):
+        raise UnfoldLDMError(f"{name} must be a number, got {value!r}.") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise UnfoldLDMError(f"{name} must be a finite number, got {value!r}.")
+    return number
+
+
+def _whole(value, name: str) -> int:
+    """A UI number as an int (sliders and number boxes may send floats such as 3.0)."""
+    number = _number(value, name)
+    if number != int(number):
+        raise UnfoldLDMError(f"{name} must be a whole number, got {value!r}.")
+    return int(number)
 
 
 Progress = Callable[[int, int], None]
@@ -69,7 +88,9 @@ def _restore(model, picture: Picture, options: UIOptions, progress: Progress | N
 
     if not isinstance(options, UIOptions):
         raise UnfoldLDMError(f"Expected UIOptions, got {type(options).__name__}.")
-    result = restore(model, _tensor(picture), options.restore_options(), progress, should_stop)
+    opts = options.restore_options()
+    check_restore_options(opts, model)
+    result = restore(model, _tensor(picture), opts, progress, should_stop)
     out = result.image[0]
     restored = Picture(rgb=out[:3], alpha=out[3:] if out.shape[0] == 4 else None,
                        mode=picture.mode, bit_depth=picture.bit_depth, source=picture.source)
@@ -117,19 +138,26 @@ def restore_picture(model, pil_image, options: UIOptions | None = None, progress
         raise InputImageError(f"Expected a Pillow image, got {type(pil_image).__name__}. "
                               "Upload a PNG, JPEG, WebP, TIFF or BMP image.")
     picture = picture_from_pil(pil_image, "input image", max_pixels=options.max_pixels)
+    check_memory_for_image(model, picture.rgb.shape[-2], picture.rgb.shape[-1], options.tile)
     restored, result = _restore(model, picture, options, progress, should_stop)
     kernel, noise = _estimate_images(result)
     return picture_to_pil(restored), kernel, noise
 
 
 def restore_file(model, path: str | Path, options: UIOptions | None = None, progress: Progress | None = None,
-                 should_stop: Callable[[], bool] | None = None):
-    """Like :func:`restore_picture` for an uploaded file (size limit, EXIF, clear errors)."""
+                 should_stop: Callable[[], bool] | None = None, return_input: bool = False):
+    """Like :func:`restore_picture` for an uploaded file (size limit, EXIF, clear errors).
+
+    With ``return_input`` the result starts with the input as an 8-bit Pillow image (decoded once,
+    after the checks)."""
     options = options or UIOptions()
     check_file_size(path, options.max_upload_bytes)
     picture = load_image(path, max_pixels=options.max_pixels)
+    check_memory_for_image(model, picture.rgb.shape[-2], picture.rgb.shape[-1], options.tile, str(path))
     restored, result = _restore(model, picture, options, progress, should_stop)
     kernel, noise = _estimate_images(result)
+    if return_input:
+        return picture_to_pil(picture), picture_to_pil(restored), kernel, noise
     return picture_to_pil(restored), kernel, noise
 
 
@@ -157,22 +185,67 @@ class FolderReport:
         return "\n".join(lines)
 
 
+def batch_roots(folders: Iterable[str | Path]) -> list[Path]:
+    """The folders a batch may read and write under, resolved (symlinks, ``..``); each must exist."""
+    roots = []
+    for folder in folders:
+        path = Path(folder).expanduser()
+        if not path.is_dir():
+            raise UnfoldLDMError(f"--batch-root {folder}: no such folder. Create it, or name an existing one.")
+        roots.append(path.resolve())
+    return roots
+
+
+def resolve_batch_folder(text: str, roots: Sequence[Path], what: str) -> Path:
+    """The folder ``text`` names, resolved, if it lies inside one of ``roots``; a relative name is
+    taken inside the first root. Nothing is looked up before the check, so a refusal says nothing
+    about whether the path exists."""
+    raw = Path(text).expanduser()
+    if not raw.is_absolute():
+        raw = roots[0] / raw
+    resolved = Path(os.path.realpath(raw))  # resolves '..' and every symlink of the existing part
+    if any(resolved == root or root in resolved.parents for root in roots):
+        return resolved
+    allowed = ", ".join(str(r) for r in roots)
+    raise InputImageError(
+        f"The {what} folder must be inside the batch folders this app was started with ({allowed}); "
+        "give a folder inside one of them, or restart the app with another --batch-root."
+    )
+
+
+def _inside(path: Path, roots: Sequence[Path] | None) -> bool:
+    if roots is None:
+        return True
+    resolved = Path(os.path.realpath(path))
+    return any(resolved == root or root in resolved.parents for root in roots)
+
+
 def restore_folder(model, in_dir: str | Path, out_dir: str | Path, options: UIOptions | None = None,
                    progress: Callable[[int, int, str], None] | None = None, overwrite: bool = False,
-                   should_stop: Callable[[], bool] | None = None) -> FolderReport:
+                   should_stop: Callable[[], bool] | None = None,
+                   roots: Sequence[str | Path] | None = None) -> FolderReport:
     """Restore every image of ``in_dir`` into ``out_dir`` (same names and formats, like the CLI).
 
     One bad file is reported in the result and the others still run; an existing output is
     skipped unless ``overwrite``. ``progress(done, total, name)`` is called before each file.
+    With ``roots`` (the standalone app's ``--batch-root`` folders) both folders, and every file read,
+    must resolve to a place inside one of them; relative names are taken inside the first.
     """
-    from ..imageio import expand_inputs, save_image
+    from ..imageio import check_output_path, expand_inputs, save_image
 
     options = options or UIOptions()
     if not str(in_dir or "").strip():
         raise InputImageError("Give an input folder for the batch.")
     if not str(out_dir or "").strip():
         raise InputImageError("Give an output folder for the batch.")
-    src_dir, dst_dir = Path(str(in_dir).strip()).expanduser(), Path(str(out_dir).strip()).expanduser()
+    if roots is not None:
+        roots = [Path(os.path.realpath(Path(r).expanduser())) for r in roots]
+        if not roots:
+            raise InputImageError("Batch folders are off in this app (start it with --batch-root DIR to allow them).")
+        src_dir = resolve_batch_folder(str(in_dir).strip(), roots, "input")
+        dst_dir = resolve_batch_folder(str(out_dir).strip(), roots, "output")
+    else:
+        src_dir, dst_dir = Path(str(in_dir).strip()).expanduser(), Path(str(out_dir).strip()).expanduser()
     if not src_dir.is_dir():
         raise InputImageError(f"{src_dir}: no such folder. Give the folder that holds the images.")
     inputs = expand_inputs([str(src_dir)])
@@ -192,7 +265,11 @@ def restore_folder(model, in_dir: str | Path, out_dir: str | Path, options: UIOp
             report.skipped.append(src.name)
             continue
         try:
+            if not _inside(src, roots):  # a link inside the root that points out of it
+                raise InputImageError(f"{src.name}: links to a file outside the batch folders; skipped.")
+            check_output_path(dst, src)
             picture = load_image(src, max_pixels=options.max_pixels)
+            check_memory_for_image(model, picture.rgb.shape[-2], picture.rgb.shape[-1], options.tile, src.name)
             restored, _ = _restore(model, picture, options, None, should_stop)
             save_image(dst, restored, overwrite=overwrite)
             report.done.append(src.name)
@@ -200,6 +277,8 @@ def restore_folder(model, in_dir: str | Path, out_dir: str | Path, options: UIOp
             if type(exc).__name__ == "RestorationInterrupted":
                 raise
             report.failed.append(str(exc))
+        except OSError as exc:  # e.g. a folder that turned read-only: report it and go on
+            report.failed.append(f"{src.name}: {exc.strerror or exc}")
     if progress is not None:
         progress(len(inputs), len(inputs), "")
     report.seconds = time.perf_counter() - start
