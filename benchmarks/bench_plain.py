@@ -19,7 +19,7 @@ Peak memory is measured honestly: each case runs in a fresh subprocess (this scr
 ``--case``) that reports ``ru_maxrss`` at the end, plus the baseline peak RSS after importing
 torch, building the model and allocating the input, i.e. just before restoring.
 
-Targets (DESIGN.md 2.7 and the first speed issue):
+Targets (the first speed issue):
   * ``small`` restores 512x512 on a 2-core CPU in at most 5 s,
   * and is no slower than the plain network of equal width (ratio small/plain <= 1);
   * tiled restoration of 4096x4096 (``small``, tile 512) peaks under 3 GiB of RSS.

@@ -1,6 +1,7 @@
 """Training throughput: steps per second and peak memory of one optimisation step.
 
     python benchmarks/bench_train.py                                  # CPU: nano and small, batch 8 of 64x64
+    python benchmarks/bench_train.py --presets small --precisions fp32,bf16 --batch 8 --crop 96 --kinds phase1,phase2
     python benchmarks/bench_train.py --device cuda                    # GPU: batch 32 of 128x128, bf16 autocast
     python benchmarks/bench_train.py --device cuda --modes eager,graphs,compile,compile+graphs
 
@@ -9,7 +10,7 @@ on-device bank, degradations synthesised on the device, losses, AdamW, EMA), so 
 what `python -m unfoldldm train` gets. Phase 1 drives the stages with the teacher prior; phase 2
 runs the student's reverse diffusion on two degradations of the same crops at once. A plain
 Restormer-style network of equal width, trained on the same degraded batches with a Charbonnier
-loss, is the baseline measured in the same run (DESIGN 2.7).
+loss, is the baseline measured in the same run.
 
 Modes: ``eager``; ``compile`` (torch.compile of the network); ``graphs`` (each step recorded
 once as a CUDA graph and replayed, `train --cuda-graphs`); ``compile+graphs``.
@@ -47,21 +48,23 @@ def random_images(folder: Path, count: int, size: int) -> None:
         Image.fromarray((img.permute(1, 2, 0) * 255).byte().numpy()).save(folder / f"{i}.png")
 
 
-def bench_trainer(preset_name: str, phase: int, mode: str, data: str, batch: int, crop: int, device: str) -> Trainer:
+def bench_trainer(preset_name: str, phase: int, mode: str, data: str, batch: int, crop: int, device: str,
+                  precision: str = "auto") -> Trainer:
     """A ``Trainer`` of a restoration run with model ``preset_name`` on the images in ``data`` (the
     shipped configs' degradations and losses), set to ``phase``."""
     cfg = config_from_dict({"model": {"preset": preset_name, "task": "restore"}, "degradation": "restore",
                             "data": {"folders": [data], "crop": crop, "batch": batch}}, Path(f"bench_{preset_name}.yaml"))
     opts = RunOptions(out=tempfile.mkdtemp(prefix="bench_train_"), steps=10**9, data=[data], device=device,
-                      compile="compile" in mode, cuda_graphs="graphs" in mode, progress=False)
+                      compile="compile" in mode, cuda_graphs="graphs" in mode, progress=False, precision=precision)
     trainer = Trainer(cfg, opts)
     trainer.phase = phase
     return trainer
 
 
-def trainer_step(preset_name: str, phase: int, mode: str, data: str, batch: int, crop: int, device: str):
+def trainer_step(preset_name: str, phase: int, mode: str, data: str, batch: int, crop: int, device: str,
+                 precision: str = "auto"):
     """``Trainer.train_step`` of :func:`bench_trainer`, and the model's size in millions."""
-    trainer = bench_trainer(preset_name, phase, mode, data, batch, crop, device)
+    trainer = bench_trainer(preset_name, phase, mode, data, batch, crop, device, precision)
     params = sum(p.numel() for p in trainer.model.parameters()) / 1e6
     return (lambda: trainer.train_step(1e-4)["total"]), params
 
@@ -134,6 +137,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modes", default="eager", help="comma list of eager, compile, graphs, compile+graphs")
     parser.add_argument("--kinds", default="plain,phase1,phase2", help="which of plain, phase1, phase2 to run")
+    parser.add_argument("--precisions", default="auto",
+                        help="comma list of auto, fp32, bf16 (autocast; bf16 needs a GPU or a CPU with native bf16)")
     parser.add_argument("--data", help="a folder of training images (default: random textures)")
     parser.add_argument("--profile", action="store_true", help="print the top operators of 5 steps of each case")
     args = parser.parse_args()
@@ -147,28 +152,33 @@ def main() -> None:
         data = tempfile.mkdtemp(prefix="bench_train_data_")
         random_images(Path(data), 8, max(2 * crop, 160))
     name = torch.cuda.get_device_name() if gpu else "CPU"
-    print(f"# training throughput on {name}, batch {batch} of {crop}x{crop}, torch {torch.__version__}"
-          f"{', bf16 autocast' if gpu else ''}\n")
-    print("| network | params | phase | mode | steps/s | peak GPU GiB | loss after |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"# training throughput on {name}, batch {batch} of {crop}x{crop}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads\n")
+    print("| network | params | phase | mode | precision | steps/s | training Mpixel/s | peak GPU GiB | loss after |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    # phase 2 trains on two degradations of each crop: twice the pixels per step
+    pixels = {"plain": batch * crop * crop, "phase1": batch * crop * crop, "phase2": 2 * batch * crop * crop}
     for preset_name in args.presets.split(","):
         width = preset(preset_name).width
         for kind in args.kinds.split(","):
-            for mode in args.modes.split(","):
+            for mode, precision in ((m, p) for m in args.modes.split(",") for p in args.precisions.split(",")):
                 label = f"plain Restormer w{width}" if kind == "plain" else preset_name
-                if kind == "plain" and "graphs" in mode:
+                if kind == "plain" and ("graphs" in mode or precision != args.precisions.split(",")[0]):
                     continue  # the baseline is measured as a user would train it: eager or compiled
                 try:
                     if kind == "plain":
                         step, params = plain_step(width, mode, batch, crop, device)
                     else:
-                        step, params = trainer_step(preset_name, int(kind[-1]), mode, data, batch, crop, args.device)
+                        step, params = trainer_step(preset_name, int(kind[-1]), mode, data, batch, crop, args.device,
+                                                    precision)
                     rate, peak, loss = measure(step, device, warmup=3 if mode != "eager" else 2, steps=steps,
                                                repeats=args.repeats)
                 except Exception as exc:  # report and go on: one failing case should not hide the rest
-                    print(f"| {label} | | {kind} | {mode} | failed: {type(exc).__name__}: {str(exc)[:160]} | | |", flush=True)
+                    print(f"| {label} | | {kind} | {mode} | {precision} | failed: {type(exc).__name__}: "
+                          f"{str(exc)[:160]} | | | |", flush=True)
                     continue
-                print(f"| {label} | {params:.2f}M | {kind} | {mode} | {rate:.2f} | {peak:.2f} | {loss:.4f} |", flush=True)
+                print(f"| {label} | {params:.2f}M | {kind} | {mode} | {precision} | {rate:.2f} "
+                      f"| {rate * pixels[kind] / 1e6:.3f} | {peak:.2f} | {loss:.4f} |", flush=True)
                 if args.profile:
                     profile(step, device)
                 del step

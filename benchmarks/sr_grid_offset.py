@@ -1,9 +1,9 @@
 """Blind x4 SR on Set5 with the low-resolution grid moved: does the model's loss to bicubic on the
 protocol's blind setting come from where the kept pixels sit?
 
-    python benchmarks/sr_grid_offset.py [--data ../shared/data/eval/Set5] [--model sr4x_small]
+    python benchmarks/sr_grid_offset.py [--data data/eval/Set5] [--model sr4x_small]
 
-The protocol (DESIGN 2.6) blurs with a random Gaussian and keeps every 4th pixel starting at 0, so
+The evaluation protocol blurs with a random Gaussian and keeps every 4th pixel starting at 0, so
 low-res pixel i sits at high-res 4i. Training shrinks with centred filters (bicubic / bilinear /
 area: high-res 4i + 1.5). Offsets 1 and 2 keep pixels starting there instead, close to centred.
 Same kernels and noise as the protocol (seed 0, images in sorted order); Y-channel PSNR, 4-px crop.
@@ -27,7 +27,7 @@ from unfoldldm.pipeline import RestoreOptions, restore  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/eval/Set5"))
+    parser.add_argument("--data", default="data/eval/Set5")
     parser.add_argument("--model", default=None, help="an x4 checkpoint (default: the bundled sr4x_small)")
     args = parser.parse_args()
     model = load_model(args.model, task="sr4x", device="cpu")

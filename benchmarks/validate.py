@@ -1,6 +1,6 @@
 """Score checkpoints on the held-out validation split of the training images (never the test sets).
 
-    python benchmarks/validate.py MODEL.safetensors [MORE.safetensors ...] --data ../shared/data/train/bsds400
+    python benchmarks/validate.py MODEL.safetensors [MORE.safetensors ...] --data data/train/bsds400
 
 The split is the one training uses with ``data.holdout_every`` (every n-th image by sorted path,
 default 20: 20 of the 400 BSDS images). Each held-out image is centre-cropped and degraded in the

@@ -12,14 +12,35 @@ import comfy.utils
 import folder_paths
 import torch
 
+from ..unfoldldm.api import LISTED_SUFFIXES
+from ..unfoldldm.options import (
+    DEFAULT_OVERLAP,
+    DEFAULT_PRIOR_STEPS,
+    DEFAULT_TILE,
+    MAX_NODE_PRIOR_STEPS,
+    MAX_OVERLAP,
+    MAX_PRIOR_STRENGTH,
+    MAX_SEED,
+    MAX_TILE,
+    TILE_ALIGN,
+)
+
 MODEL_TYPE = "UNFOLDLDM_MODEL"
 STATE_TYPE = "UNFOLDLDM_STATE"
 FOLDER = "unfoldldm"
-BUNDLED_PREFIX = "[bundled] "
-# Listed so that a pickle dropped into the folder is shown and refused with a clear message.
-LISTED_SUFFIXES = {".safetensors", ".pt", ".pth", ".ckpt", ".bin"}
-MAX_PIXELS = 8192 * 8192
 BYTES_PER_PIXEL = 2048  # working memory of one tile pixel for `small`, measured on CPU with margin
+UNTILED_SIDE = 1024  # an untiled run asks ComfyUI for the memory of a tile this large
+
+# Node inputs shared by several nodes; defaults and bounds from unfoldldm.options. A node's inputs
+# are declared before any model is connected, so prior steps show DEFAULT_PRIOR_STEPS (the shipped
+# models' own; 0 is not offered, as the nodes always pass the steps on).
+TILE = ("INT", {"default": DEFAULT_TILE, "min": 0, "max": MAX_TILE, "step": TILE_ALIGN,
+                "tooltip": "tile side in output pixels; 0 = whole image"})
+OVERLAP = ("INT", {"default": DEFAULT_OVERLAP, "min": 0, "max": MAX_OVERLAP, "step": TILE_ALIGN})
+PRIOR_STEPS = ("INT", {"default": DEFAULT_PRIOR_STEPS, "min": 1, "max": MAX_NODE_PRIOR_STEPS,
+                       "tooltip": "reverse diffusion steps"})
+SEED = ("INT", {"default": 0, "min": 0, "max": MAX_SEED})
+STRENGTH = ("FLOAT", {"default": 1.0, "min": 0.0, "max": MAX_PRIOR_STRENGTH, "step": 0.05})
 
 
 def register_model_folder() -> None:
@@ -29,9 +50,9 @@ def register_model_folder() -> None:
         paths, _ = folder_paths.folder_names_and_paths[FOLDER]
         if default not in paths:
             paths.insert(0, default)
-        folder_paths.folder_names_and_paths[FOLDER] = (paths, LISTED_SUFFIXES)
+        folder_paths.folder_names_and_paths[FOLDER] = (paths, set(LISTED_SUFFIXES))
     else:
-        folder_paths.folder_names_and_paths[FOLDER] = ([default], LISTED_SUFFIXES)
+        folder_paths.folder_names_and_paths[FOLDER] = ([default], set(LISTED_SUFFIXES))
 
 
 @dataclass
@@ -94,5 +115,24 @@ class Progress:
         self.bar.update(1)
 
 
-def tile_or_none(tile_size: int) -> int | None:
-    return tile_size if tile_size > 0 else None
+def load_for_tile(model: LoadedModel, tile_size: int) -> int | None:
+    """Load ``model`` with room for one tile of ``tile_size`` (0: untiled); return the tile to use."""
+    tile = tile_size if tile_size > 0 else None
+    model.to_device((tile or UNTILED_SIDE) ** 2)
+    return tile
+
+
+def estimate_outputs(kernel: torch.Tensor | None, noise_map: torch.Tensor | None, like: torch.Tensor):
+    """MGDA's estimates as node outputs: the kernel picture (B, 3, S, S) and the noise map as a MASK
+    (B, H, W) at the size of ``like`` (the (B, C, H, W) input); blank where the model has none."""
+    from ..unfoldldm.visualize import estimate_images
+
+    height, width = like.shape[-2:]
+    if noise_map is not None:
+        noise_map = noise_map[..., :height, :width]
+    kernel_img, noise_img = estimate_images(kernel, noise_map)
+    if kernel_img is None:
+        kernel_img = torch.zeros(1, 3, 64, 64)
+    if noise_img is None:
+        noise_img = torch.zeros_like(like[:, :1])
+    return kernel_img, noise_img[:, 0].float().cpu()

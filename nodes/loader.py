@@ -7,7 +7,6 @@ from pathlib import Path
 import folder_paths
 
 from .bridge import (
-    BUNDLED_PREFIX,
     FOLDER,
     MODEL_TYPE,
     register_model_folder,
@@ -17,9 +16,17 @@ from .bridge import (
 register_model_folder()
 
 
-def _bundled() -> dict[str, Path]:
-    weights = Path(__file__).resolve().parents[1] / "unfoldldm" / "weights"
-    return {BUNDLED_PREFIX + p.name: p for p in sorted(weights.glob("*.safetensors"))}
+def _models() -> dict[str, Path]:
+    """Name -> file: the bundled weights, then the files ComfyUI lists in its ``unfoldldm`` folders
+    (models/unfoldldm and extra_model_paths.yaml), named as the core names them for every front end."""
+    from ..unfoldldm.api import list_models
+
+    host = {}
+    for name in folder_paths.get_filename_list(FOLDER):
+        path = folder_paths.get_full_path(FOLDER, name)
+        if path is not None:
+            host[name] = path
+    return {entry.name: entry.path for entry in list_models(host_files=host, keep_suffix=True, bundled_first=True)}
 
 
 class UnfoldLDMModelLoader:
@@ -33,19 +40,14 @@ class UnfoldLDMModelLoader:
 
     @classmethod
     def INPUT_TYPES(cls):
-        names = list(_bundled()) + folder_paths.get_filename_list(FOLDER)
+        names = list(_models())
         return {"required": {"model_name": (names, {"tooltip": "files in models/unfoldldm; .safetensors only"})}}
 
     def load(self, model_name: str):
         from ..unfoldldm.checkpoint import load_checkpoint
         from ..unfoldldm.errors import CheckpointError
 
-        bundled = _bundled()
-        if model_name in bundled:
-            path = bundled[model_name]
-        else:
-            found = folder_paths.get_full_path(FOLDER, model_name)
-            if found is None:
-                raise CheckpointError(f"{model_name}: not found in the models/{FOLDER} folder. Refresh the node list.")
-            path = Path(found)
+        path = _models().get(model_name)
+        if path is None:
+            raise CheckpointError(f"{model_name}: not found in the models/{FOLDER} folder. Refresh the node list.")
         return (wrap_model(load_checkpoint(path), model_name),)

@@ -8,20 +8,23 @@ from typing import Any
 
 import torch
 
+from ..unfoldldm.options import MAX_PIXELS
 from .bridge import (
-    MAX_PIXELS,
     MODEL_TYPE,
+    OVERLAP,
+    PRIOR_STEPS,
+    SEED,
     STATE_TYPE,
+    STRENGTH,
+    TILE,
     LoadedModel,
     Progress,
-    tile_or_none,
+    estimate_outputs,
+    load_for_tile,
     to_bchw,
     to_comfy,
 )
 from .preview import save_previews
-
-TILE = ("INT", {"default": 512, "min": 0, "max": 8192, "step": 16, "tooltip": "tile side in output pixels; 0 = whole image"})
-OVERLAP = ("INT", {"default": 32, "min": 0, "max": 512, "step": 16})
 
 
 @dataclass
@@ -66,10 +69,8 @@ class UnfoldLDMDegradationEstimate:
     def run(self, model: LoadedModel, tile_size: int, overlap: int, image=None, state: ChainState | None = None):
         from ..unfoldldm.errors import UnfoldLDMError
         from ..unfoldldm.pipeline import degradation_step, with_oom_retry
-        from ..unfoldldm.visualize import kernel_to_image, noise_map_to_image
 
-        tile = tile_or_none(tile_size)
-        model.to_device((tile or 1024) ** 2)
+        tile = load_for_tile(model, tile_size)
         if state is None:
             if image is None:
                 raise UnfoldLDMError("Connect an image (first stage) or the state of a previous Refine node.")
@@ -80,14 +81,12 @@ class UnfoldLDMDegradationEstimate:
         progress = Progress()
         stage, _ = with_oom_retry(lambda t: degradation_step(state.loaded.model, state.stage, t, overlap, progress.tick),
                                   tile, max(state.stage.x.shape[-2:]))
-        kernel = stage.degradation.kernel_image()
-        kernel_img = kernel_to_image(kernel) if kernel is not None else torch.zeros(1, 3, 64, 64)
-        noise = stage.noise_map if stage.noise_map is not None else torch.zeros_like(stage.y[:, :1])
-        noise = noise_map_to_image(noise)[..., : state.stage.out_size[0] // state.loaded.model.scale,
-                                          : state.stage.out_size[1] // state.loaded.model.scale]
+        scale = state.loaded.model.scale
+        observed = stage.y[..., : stage.out_size[0] // scale, : stage.out_size[1] // scale]  # unpadded input
+        kernel, noise = estimate_outputs(stage.degradation.kernel_image(), stage.noise_map, observed)
         return {
-            "ui": {"images": save_previews(kernel_img, "unfoldldm_kernel")},
-            "result": (dataclasses.replace(state, stage=stage), to_comfy(kernel_img), noise[:, 0].float().cpu()),
+            "ui": {"images": save_previews(kernel, "unfoldldm_kernel")},
+            "result": (dataclasses.replace(state, stage=stage), to_comfy(kernel), noise),
         }
 
 
@@ -105,9 +104,9 @@ class UnfoldLDMDiffusionPrior:
         return {
             "required": {
                 "state": (STATE_TYPE,),
-                "steps": ("INT", {"default": 4, "min": 1, "max": 50, "tooltip": "reverse diffusion steps"}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFF}),
-                "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 2.0, "step": 0.05}),
+                "steps": PRIOR_STEPS,
+                "seed": SEED,
+                "strength": STRENGTH,
             }
         }
 
@@ -139,8 +138,7 @@ class UnfoldLDMRefine:
     def run(self, state: ChainState, tile_size: int, overlap: int):
         from ..unfoldldm.pipeline import merge_channels, refine_step, with_oom_retry
 
-        tile = tile_or_none(tile_size)
-        state.loaded.to_device((tile or 1024) ** 2)
+        tile = load_for_tile(state.loaded, tile_size)
         progress = Progress()
         stage, _ = with_oom_retry(lambda t: refine_step(state.loaded.model, state.stage, t, overlap, progress.tick),
                                   tile, max(state.stage.x.shape[-2:]))

@@ -29,13 +29,14 @@ if str(ROOT) not in sys.path:  # the WebUI puts it there while this file loads; 
     sys.path.insert(0, str(ROOT))
 
 import gradio as gr  # noqa: E402
-import torch  # noqa: E402
 from modules import devices, paths, script_callbacks, scripts_postprocessing, shared  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from unfoldldm.errors import RestorationInterrupted, UnfoldLDMError  # noqa: E402
-from unfoldldm.imageio import Picture, picture_from_pil, picture_to_pil  # noqa: E402
-from unfoldldm.pipeline import RestoreOptions, restore  # noqa: E402
+from unfoldldm.imageio import picture_from_pil, picture_to_pil  # noqa: E402
+from unfoldldm.options import MAX_STAGES  # noqa: E402
+from unfoldldm.pipeline import RestoreOptions  # noqa: E402
+from unfoldldm.service import restore_picture  # noqa: E402
 from unfoldldm.ui.core import (  # noqa: E402
     ModelRegistry,
     folder_registry,
@@ -50,9 +51,6 @@ except ImportError:  # a host without the WebUI's layout helpers
     FormRow = gr.Row
 
 MODEL_FOLDER = "UnfoldLDM"
-TILE, OVERLAP = 512, 32  # as the command line: bounded memory for any image size
-MAX_STAGES = 8
-
 
 
 def models_dir() -> Path:
@@ -73,18 +71,16 @@ def load(name: str):
 def restore_image(model, image: Image.Image, stages: int | None) -> Image.Image:
     """Restore a Pillow image with the WebUI's Interrupt button and progress bar wired in. The result
     keeps the colour layout (greyscale, alpha); an x4 model returns it four times larger."""
-    picture = picture_from_pil(image, "Extras image")
-    tensor = picture.rgb if picture.alpha is None else torch.cat([picture.rgb, picture.alpha])
     state = shared.state
 
     def progress(done: int, total: int) -> None:
         state.sampling_steps, state.sampling_step = total, done
 
-    options = RestoreOptions(stages=stages, tile=TILE, overlap=OVERLAP)
-    result = restore(model, tensor[None], options, progress, lambda: bool(shared.state.interrupted))
-    out = result.image[0]
-    return picture_to_pil(Picture(rgb=out[:3], alpha=out[3:] if out.shape[0] == 4 else None,
-                                  mode=picture.mode, bit_depth=8, source=picture.source))
+    defaults = model.describe().defaults  # as the command line: tiled, bounded memory for any image size
+    options = RestoreOptions(stages=stages, tile=defaults.tile, overlap=defaults.overlap)
+    restored = restore_picture(model, picture_from_pil(image, "Extras image"), options, progress,
+                               lambda: bool(shared.state.interrupted))
+    return picture_to_pil(restored.picture)
 
 
 def blend(original: Image.Image, restored: Image.Image, visibility: float) -> Image.Image:

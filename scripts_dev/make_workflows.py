@@ -9,8 +9,12 @@ adds the layout the graph editor needs, the API file is what ComfyUI's /prompt e
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from unfoldldm.options import DEFAULT_OVERLAP, DEFAULT_PRIOR_STEPS, DEFAULT_TILE  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "workflows"
 RESTORE_MODEL = "[bundled] restore_small.safetensors"
@@ -21,6 +25,7 @@ SOCKETS = {
     "LoadImage": ([], [("IMAGE", "IMAGE"), ("MASK", "MASK")]),
     "SaveImage": ([("images", "IMAGE")], []),
     "PreviewImage": ([("images", "IMAGE")], []),
+    "MaskToImage": ([("mask", "MASK")], [("IMAGE", "IMAGE")]),
     "UnfoldLDMModelLoader": ([], [("model", "UNFOLDLDM_MODEL")]),
     "UnfoldLDMRestore": ([("model", "UNFOLDLDM_MODEL"), ("image", "IMAGE")],
                          [("image", "IMAGE"), ("kernel", "IMAGE"), ("noise_map", "MASK")]),
@@ -40,6 +45,7 @@ WIDGETS = {
     "LoadImage": ["image", "+upload"],
     "SaveImage": ["filename_prefix"],
     "PreviewImage": [],
+    "MaskToImage": [],
     "UnfoldLDMModelLoader": ["model_name"],
     "UnfoldLDMRestore": ["stages", "prior_steps", "seed", "+control", "prior_strength", "tile_size", "overlap"],
     "UnfoldLDMDegradationEstimate": ["tile_size", "overlap"],
@@ -106,7 +112,9 @@ class Graph:
         return prompt
 
 
-RESTORE_DEFAULTS = [0, 4, 0, "fixed", 1.0, 512, 32]  # stages, prior steps, seed (+control), strength, tile, overlap
+TILING = [DEFAULT_TILE, DEFAULT_OVERLAP]  # the nodes' defaults
+PRIOR_DEFAULTS = [DEFAULT_PRIOR_STEPS, 0, "fixed", 1.0]  # prior steps, seed (+control), strength
+RESTORE_DEFAULTS = [0, *PRIOR_DEFAULTS, *TILING]  # stages, then the prior's and the tiling's
 
 
 def restore_start(g: Graph, title: str | None = None) -> tuple[int, int]:
@@ -126,6 +134,10 @@ def simple_restore() -> Graph:
     kernel = g.add("PreviewImage", [], (720, 360), title="MGDA kernel estimate")
     g.link(restore, "image", save, "images")
     g.link(restore, "kernel", kernel, "images")
+    noise = g.add("MaskToImage", [], (360, 560), title="noise map as image")
+    noise_preview = g.add("PreviewImage", [], (1080, 360), title="MGDA noise map (white = 64/255)")
+    g.link(restore, "noise_map", noise, "mask")
+    g.link(noise, "IMAGE", noise_preview, "images")
     return g
 
 
@@ -137,9 +149,9 @@ def per_stage_chain(stages: int = 3) -> Graph:
     refine = None
     for k in range(stages):  # one row per stage
         y = 200 * k
-        mgda = g.add("UnfoldLDMDegradationEstimate", [512, 32], (360, y), title=f"Stage {k + 1}: MGDA")
-        prior = g.add("UnfoldLDMDiffusionPrior", [4, 0, "fixed", 1.0], (700, y), title=f"Stage {k + 1}: DR-LDM")
-        refine = g.add("UnfoldLDMRefine", [512, 32], (1040, y), title=f"Stage {k + 1}: OCFormer")
+        mgda = g.add("UnfoldLDMDegradationEstimate", list(TILING), (360, y), title=f"Stage {k + 1}: MGDA")
+        prior = g.add("UnfoldLDMDiffusionPrior", list(PRIOR_DEFAULTS), (700, y), title=f"Stage {k + 1}: DR-LDM")
+        refine = g.add("UnfoldLDMRefine", list(TILING), (1040, y), title=f"Stage {k + 1}: OCFormer")
         g.link(model, "model", mgda, "model")
         if state_src is None:
             g.link(image, "IMAGE", mgda, "image")

@@ -109,6 +109,7 @@ class ComfyServer:
     pack_dir / pack_name: the folder loaded as custom_nodes/<pack_name> (default: this repo).
     extra_args: more command-line flags for main.py.
     settings: web-page settings (user/default/comfy.settings.json), over DEFAULT_SETTINGS.
+    python_path: folders put first on the server's PYTHONPATH (e.g. to make a module unimportable).
     """
 
     def __init__(
@@ -120,6 +121,7 @@ class ComfyServer:
         startup_timeout: float = 180.0,
         env: dict | None = None,
         settings: dict | None = None,
+        python_path: tuple[Path, ...] | list[Path] = (),
     ):
         self.comfy_dir = Path(comfy_dir)
         self.pack_dir = Path(pack_dir) if pack_dir else None
@@ -128,6 +130,7 @@ class ComfyServer:
         self.startup_timeout = startup_timeout
         self.env = env or {}
         self.settings = {**DEFAULT_SETTINGS, **(settings or {})}
+        self.python_path = [str(p) for p in python_path]
         self.proc: subprocess.Popen | None = None
         self.workdir: Path | None = None
         self.port: int | None = None
@@ -205,6 +208,8 @@ class ComfyServer:
         # The test venv's variables must not leak into ComfyUI's own venv.
         for var in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
             env.pop(var, None)
+        if self.python_path:
+            env["PYTHONPATH"] = os.pathsep.join(self.python_path)
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop())
         t0 = time.monotonic()
         self.proc = subprocess.Popen(

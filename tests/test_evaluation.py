@@ -7,6 +7,7 @@ import argparse
 import csv
 import io
 import math
+import os
 import pickle
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from unfoldldm.evaluation import baselines, cli, metrics, protocol
 from unfoldldm.evaluation.lpips import LPIPS, LPIPSWeightsMissing, convert, weights_path
 
 REPO = Path(__file__).resolve().parents[1]
-EVAL_DATA = REPO.parent / "shared" / "data" / "eval"
+EVAL_DATA = Path(os.environ.get("UNFOLDLDM_DATA") or REPO / "data") / "eval"
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 SIDE = 64
 
@@ -273,7 +274,7 @@ def test_set5_bicubic_baseline_matches_the_published_number():
     setting = protocol.settings_for("sr4x")[0]
     scores = [metrics.psnr(protocol.bicubic_up(s.degraded, 4), s.clean, True, 4).item()
               for s in protocol.samples(setting, protocol.list_images(folder))]
-    assert sum(scores) / len(scores) == pytest.approx(28.42, abs=0.05)  # DESIGN 2.6 (MATLAB imresize)
+    assert sum(scores) / len(scores) == pytest.approx(28.42, abs=0.05)  # the published bicubic number (MATLAB imresize)
 
 
 # --------------------------------------------------------------------------------------------

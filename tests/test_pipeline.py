@@ -205,3 +205,17 @@ def test_pixel_limit_is_enforced_before_any_work(nano):
 def test_not_a_tensor(nano):
     with pytest.raises(InputImageError, match="tensor"):
         restore(nano, [[0.5]])
+
+
+@pytest.mark.parametrize("fixture", ["nano", "nano_sr4"])
+def test_training_forward_and_restore_run_the_same_stages(fixture, request):
+    """What is trained is what runs: the training forward (autograd on, its own stage loop) and the
+    inference pipeline (tiles, folded inference path) give the same images, kernels and noise maps."""
+    model = request.getfixturevalue(fixture)
+    y = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(11))
+    trained = model(y, seed=5, steps=3)  # autograd on: the training code path
+    result = restore(model, y, RestoreOptions(seed=5, prior_steps=3))
+    assert (result.image - trained.images[-1].clamp(0, 1)).abs().max().item() <= 1e-5
+    assert (result.kernel - trained.degradations[-1].kernel_image()).abs().max().item() <= 1e-6
+    noise = trained.noise_maps[-1][..., : y.shape[-2], : y.shape[-1]]
+    assert (result.noise_map - noise).abs().max().item() <= 1e-6

@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "load_model": ".api",
-    "restore": ".limits",  # pipeline.restore with its options checked first
+    "restore": ".pipeline",
     "RestoreOptions": ".pipeline",
     "RestoreResult": ".pipeline",
     "ModelConfig": ".config",

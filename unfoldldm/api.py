@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import torch
 
@@ -23,13 +24,58 @@ def default_weights_path(task: str) -> Path:
     return WEIGHTS_DIR / DEFAULT_WEIGHTS[task]
 
 
-def list_models(search_dirs: Iterable[str | Path] = ()) -> list[Path]:
-    """Every ``.safetensors`` file in ``search_dirs`` and the bundled weights folder."""
-    found: list[Path] = []
-    for folder in [*map(Path, search_dirs), WEIGHTS_DIR]:
+BUNDLED_PREFIX = "[bundled] "  # how every front end names the weights in WEIGHTS_DIR
+CHECKPOINT_SUFFIX = ".safetensors"
+# What a host lists in its model folder: checkpoints, and pickle files, so that choosing one
+# explains why it is refused instead of the file silently missing from the list.
+LISTED_SUFFIXES = (CHECKPOINT_SUFFIX, *PICKLE_SUFFIXES)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One model a front end lists: the name it shows and the file behind it."""
+
+    name: str
+    path: Path
+
+    @property
+    def refused(self) -> bool:
+        """A pickle file: listed only so that loading it gives a clear refusal."""
+        return self.path.suffix.lower() in PICKLE_SUFFIXES
+
+
+def _shown_name(path: Path, keep_suffix: bool) -> str:
+    name = path.name if keep_suffix else path.stem
+    return BUNDLED_PREFIX + name if path.parent.resolve() == WEIGHTS_DIR.resolve() else name
+
+
+def list_models(
+    search_dirs: Iterable[str | Path] = (),
+    files: Iterable[str | Path] = (),
+    host_files: Mapping[str, str | Path] | None = None,
+    keep_suffix: bool = False,
+    bundled_first: bool = False,
+) -> list[ModelEntry]:
+    """The models a front end lists, each name once (the first one found wins).
+
+    In order: ``files`` (single checkpoints, e.g. the app's ``--model``), the ``.safetensors`` files
+    of ``search_dirs``, ``host_files`` (name -> path of files a host listed itself, e.g. ComfyUI's
+    ``folder_paths``; kept under the host's names) and the bundled weights, named
+    ``[bundled] restore_small``. Names are file stems, or whole file names with ``keep_suffix``
+    (ComfyUI's convention); ``bundled_first`` puts the bundled weights at the top.
+    """
+    found = [*map(Path, files)]
+    for folder in map(Path, search_dirs):
         if folder.is_dir():
-            found.extend(sorted(folder.glob("*.safetensors")))
-    return found
+            found.extend(sorted(folder.glob(f"*{CHECKPOINT_SUFFIX}")))
+    user = [ModelEntry(_shown_name(p, keep_suffix), p) for p in found]
+    user += [ModelEntry(name, Path(path)) for name, path in (host_files or {}).items()]
+    bundled_paths = sorted(WEIGHTS_DIR.glob(f"*{CHECKPOINT_SUFFIX}")) if WEIGHTS_DIR.is_dir() else []
+    bundled = [ModelEntry(_shown_name(p, keep_suffix), p) for p in bundled_paths]
+    entries: dict[str, ModelEntry] = {}
+    for entry in (bundled + user if bundled_first else user + bundled):
+        entries.setdefault(entry.name, entry)
+    return list(entries.values())
 
 
 def resolve_model_path(model: str | Path | None, task: str = "restore", search_dirs: Iterable[str | Path] = ()) -> Path:
@@ -46,11 +92,12 @@ def resolve_model_path(model: str | Path | None, task: str = "restore", search_d
     path = Path(model).expanduser()
     if path.suffix.lower() in PICKLE_SUFFIXES or path.exists() or path.parent != Path("."):
         return path  # load_checkpoint gives the precise error for missing or pickle files
-    name = path.name if path.suffix else f"{path.name}.safetensors"
-    for candidate in list_models(search_dirs):
+    name = path.name if path.suffix else f"{path.name}{CHECKPOINT_SUFFIX}"
+    candidates = [entry.path for entry in list_models(search_dirs)]
+    for candidate in candidates:
         if candidate.name == name:
             return candidate
-    known = ", ".join(p.stem for p in list_models(search_dirs)) or "none installed"
+    known = ", ".join(p.stem for p in candidates) or "none installed"
     raise CheckpointError(f"No model named '{model}' was found (known models: {known}). Give a path to a .safetensors file.")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .argtypes import bounded_float, bounded_int, non_negative_int, positive_int, threads
 from .errors import UnfoldLDMError
+from .options import DEFAULT_OVERLAP, DEFAULT_TILE, MAX_PRIOR_STEPS, MAX_PRIOR_STRENGTH, MAX_SEED
 
 EPILOG = """examples:
   python -m unfoldldm restore photo.jpg -o restored/
@@ -49,19 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="restore: same size out; sr4x: 4x super-resolution (picks the matching default weights)")
     r.add_argument("--model", default=None, help="model name or .safetensors path (default: the task's bundled weights)")
     r.add_argument("--stages", type=positive_int, default=None, help="stop after this many stages (faster, less refined)")
-    r.add_argument("--tile", type=non_negative_int, default=512,
+    r.add_argument("--tile", type=non_negative_int, default=DEFAULT_TILE,
                    help="tile size in output pixels; 0 restores the whole image at once")
-    r.add_argument("--overlap", type=non_negative_int, default=32, help="tile overlap in output pixels")
+    r.add_argument("--overlap", type=non_negative_int, default=DEFAULT_OVERLAP, help="tile overlap in output pixels")
     r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     r.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     r.add_argument("--threads", type=threads, default="auto",
                    help="CPU threads; auto uses the cores that are idle at start (one when the machine is busy)")
-    r.add_argument("--seed", type=bounded_int(0, 2**32 - 1), default=0,
-                   help="seed of the diffusion prior, 0 to 4294967295 (same seed, same output)")
-    r.add_argument("--prior-steps", type=bounded_int(1, 1000), default=None,
+    r.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=0,
+                   help=f"seed of the diffusion prior, 0 to {MAX_SEED} (same seed, same output)")
+    r.add_argument("--prior-steps", type=bounded_int(1, MAX_PRIOR_STEPS), default=None,
                    help="reverse diffusion steps (default: the model's)")
-    r.add_argument("--prior-strength", type=bounded_float(0.0, 2.0), default=1.0,
-                   help="0 to 2: 0 disables the learned prior, 1 as trained")
+    r.add_argument("--prior-strength", type=bounded_float(0.0, MAX_PRIOR_STRENGTH), default=1.0,
+                   help=f"0 to {MAX_PRIOR_STRENGTH:g}: 0 disables the learned prior, 1 as trained")
     r.add_argument("--save-estimates", action="store_true",
                    help="also write the estimated blur kernel (NAME_kernel.png) and noise map (NAME_noise.png)")
     r.add_argument("--max-pixels", type=positive_int, default=None, help="refuse inputs with more pixels than this")
@@ -114,17 +115,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .api import load_model
-    from .imageio import (
-        DEFAULT_MAX_PIXELS,
-        Picture,
-        check_output_path,
-        expand_inputs,
-        load_image,
-        save_image,
-    )
-    from .limits import check_memory_for_image, check_restore_options
-    from .pipeline import RestoreOptions, restore
-    from .visualize import kernel_to_image, noise_map_to_image
+    from .imageio import check_output_path, expand_inputs, load_image, save_image
+    from .limits import check_restore_options
+    from .options import MAX_PIXELS
+    from .pipeline import RestoreOptions
+    from .service import restore_picture
 
     inputs = expand_inputs(args.inputs)
     outputs = _output_paths(inputs, args.output)
@@ -142,7 +137,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     model = load_model(args.model, task=args.task, device=device, dtype=None if args.dtype == "auto" else args.dtype)
     options = RestoreOptions(
         stages=args.stages, tile=args.tile or None, overlap=args.overlap, prior_steps=args.prior_steps,
-        seed=args.seed, prior_strength=args.prior_strength, max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
+        seed=args.seed, prior_strength=args.prior_strength, max_pixels=args.max_pixels or MAX_PIXELS,
     )
     check_restore_options(options, model)  # e.g. --stages 9 for a 3-stage model: stop now, exit 2
     failures = 0
@@ -153,22 +148,17 @@ def cmd_restore(args: argparse.Namespace) -> int:
             if dst.exists() and not args.overwrite:
                 raise UnfoldLDMError(f"{dst} already exists; pass --overwrite to replace it.")
             check_output_path(dst, src)  # e.g. an input .gif: say so before restoring it
-            pic = load_image(src, max_pixels=options.max_pixels)
-            check_memory_for_image(model, pic.rgb.shape[-2], pic.rgb.shape[-1], options.tile, str(src))
-            image = pic.rgb if pic.alpha is None else torch.cat([pic.rgb, pic.alpha])
-            result = restore(model, image[None], options)
-            out = result.image[0]
+            restored = restore_picture(model, load_image(src, max_pixels=options.max_pixels), options)
             try:  # the output folder is created on the first image written into it
                 dst.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise UnfoldLDMError(f"{dst.parent}: cannot create the output folder ({exc.strerror or exc}).") from None
-            save_image(dst, Picture(rgb=out[:3], alpha=out[3:] if out.shape[0] == 4 else None,
-                                    mode=pic.mode, bit_depth=pic.bit_depth, source=str(src)), overwrite=args.overwrite)
-            if args.save_estimates and result.kernel is not None:
+            save_image(dst, restored.picture, overwrite=args.overwrite)
+            if args.save_estimates:
                 stem = dst.with_suffix("")
-                save_image(f"{stem}_kernel.png", Picture(kernel_to_image(result.kernel)[0], None, "RGB", 8, "kernel"), overwrite=args.overwrite)
-                noise = noise_map_to_image(result.noise_map)[0].expand(3, -1, -1)
-                save_image(f"{stem}_noise.png", Picture(noise, None, "L", 8, "noise map"), overwrite=args.overwrite)
+                for suffix, estimate in (("kernel", restored.kernel), ("noise", restored.noise)):
+                    if estimate is not None:
+                        save_image(f"{stem}_{suffix}.png", estimate, overwrite=args.overwrite)
         except UnfoldLDMError as exc:
             failures += 1
             tqdm.write(f"error: {exc}", file=sys.stderr)

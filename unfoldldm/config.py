@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import CheckpointError
+from .options import MAX_PRIOR_STEPS, MAX_STAGES
 from .parts import part_names
 
 TASK_SCALES = {"restore": 1, "sr2x": 2, "sr4x": 4}
@@ -51,7 +52,7 @@ class FieldRule:
 FIELD_RULES: dict[str, FieldRule] = {
     "name": FieldRule("str", 1, 64),
     "task": FieldRule("choice", choices=tuple(TASK_SCALES)),
-    "stages": FieldRule("int", 1, 8),
+    "stages": FieldRule("int", 1, MAX_STAGES),
     "gradient": FieldRule("choice", choices=GRADIENT_STEPS),
     "prior": FieldRule("choice", choices=PRIORS),
     "proximal": FieldRule("choice", choices=PROXIMALS),
@@ -72,7 +73,7 @@ FIELD_RULES: dict[str, FieldRule] = {
     "plain_step_width": FieldRule("int", 1, 256),
     "noise_width": FieldRule("int", 1, 256),
     "noise_memory_width": FieldRule("int", 1, 256),
-    "diffusion_steps": FieldRule("int", 1, 1000),
+    "diffusion_steps": FieldRule("int", 1, MAX_PRIOR_STEPS),
     "train_timesteps": FieldRule("int", 1, 100_000),
 }
 

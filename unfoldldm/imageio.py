@@ -25,8 +25,9 @@ import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .errors import InputImageError
+from .options import MAX_PIXELS
 
-DEFAULT_MAX_PIXELS = 8192 * 8192
+DEFAULT_MAX_PIXELS = MAX_PIXELS  # the name this module has always used
 
 # Suffix -> Pillow format name; also the suffixes a folder is searched for.
 _FORMATS = {

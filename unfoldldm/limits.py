@@ -13,10 +13,7 @@ from numbers import Integral, Real
 from pathlib import Path
 
 from .errors import InputImageError, UnfoldLDMError
-
-MAX_SEED = 2**32 - 1  # the ComfyUI nodes' seed range; torch seeds the prior with seed * 7919 + stage
-MAX_PRIOR_STRENGTH = 2.0
-MAX_PRIOR_STEPS = 1000
+from .options import MAX_PRIOR_STEPS, MAX_PRIOR_STRENGTH, MAX_SEED, MAX_STAGES
 
 
 def _whole(value, name: str, low: int, high: int | None = None) -> int:
@@ -49,7 +46,7 @@ def check_restore_options(options, model=None) -> None:
     """
     config = getattr(model, "config", None)
     if options.stages is not None:
-        top = config.stages if config is not None else 8
+        top = config.stages if config is not None else MAX_STAGES
         if isinstance(options.stages, Integral) and not isinstance(options.stages, bool) and options.stages > top:
             raise UnfoldLDMError(f"stages must be between 1 and {top} for this model, got {options.stages}.")
         _whole(options.stages, "stages", 1, top)
@@ -62,19 +59,6 @@ def check_restore_options(options, model=None) -> None:
         _whole(options.tile, "tile", 0)
     _whole(options.overlap, "overlap", 0)
     _whole(options.max_pixels, "max pixels", 1)
-
-
-def restore(model, image, options=None, progress=None, should_stop=None):
-    """:func:`unfoldldm.pipeline.restore` with its options checked first (the public ``unfoldldm.restore``)."""
-    from .pipeline import RestoreOptions
-    from .pipeline import restore as run
-
-    options = options or RestoreOptions()
-    check_restore_options(options, model)
-    return run(model, image, options, progress, should_stop)
-
-
-restore.__doc__ = (restore.__doc__ or "") + "\n\nSee :func:`unfoldldm.pipeline.restore`."
 
 
 # ----- memory ------------------------------------------------------------------------------------

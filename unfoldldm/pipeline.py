@@ -21,11 +21,11 @@ from torch import Tensor
 
 from .archs import StageState, UnfoldLDM
 from .errors import InputImageError, RestorationInterrupted, UnfoldLDMError
-from .imageio import DEFAULT_MAX_PIXELS, check_image_tensor
+from .imageio import check_image_tensor
+from .limits import check_restore_options
+from .options import DEFAULT_OVERLAP, MAX_PIXELS, MAX_PRIOR_STEPS, MIN_TILE, TILE_ALIGN
 from .tiling import count_tiles, tiled_apply
 
-TILE_ALIGN = 16  # x-space tiles start and end on this grid (half-resolution and y-space stay whole)
-MIN_TILE = 64
 
 Progress = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
@@ -37,11 +37,11 @@ class RestoreOptions:
 
     stages: int | None = None  # stop after this many stages (anytime restoration)
     tile: int | None = None  # tile side in output pixels; rounded down to a multiple of 16
-    overlap: int = 32  # tile overlap in output pixels
+    overlap: int = DEFAULT_OVERLAP  # tile overlap in output pixels
     prior_steps: int | None = None  # reverse diffusion steps (default: the model's)
     seed: int = 0
     prior_strength: float = 1.0  # 0 = no prior, 1 = as trained
-    max_pixels: int = DEFAULT_MAX_PIXELS  # refuse larger inputs
+    max_pixels: int = MAX_PIXELS  # refuse larger inputs
 
 
 @dataclass
@@ -100,18 +100,18 @@ def begin(model: UnfoldLDM, rgb: Tensor) -> StageState:
 
 
 def degradation_step(
-    model: UnfoldLDM, state: StageState, tile: int | None = None, overlap: int = 32,
+    model: UnfoldLDM, state: StageState, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
     before_tile: Callable[[], None] | None = None,
 ) -> StageState:
     """MGDA for stage ``state.stage``: image-level estimate, then the tiled gradient step."""
     tile, overlap = _normalise_tile(tile, overlap)
-    k, s = state.stage, model.scale
+    k, d = state.stage, model.describe()
     with torch.inference_mode():
         deg = model.estimate_degradation(state.y, state.x, k)
         v, noise_map = tiled_apply(
             lambda y, x, h: model.gradient_update(y, x, h, deg, k),
-            [(state.y, 1 / s), (state.x, 1.0), (state.h, 0.5)],
-            [1.0, 1 / s], tuple(state.x.shape[-2:]), tile, overlap, before_tile,
+            [(state.y, d.side("y")), (state.x, d.side("x")), (state.h, d.side("h"))],
+            [d.side("v"), d.side("noise_map")], tuple(state.x.shape[-2:]), tile, overlap, before_tile,
         )
     return dataclasses.replace(state, degradation=deg, v=v, noise_map=noise_map)
 
@@ -122,15 +122,15 @@ def prior_step(
     """DR-LDM for stage ``state.stage``: the image-level prior latent (seeded, deterministic)."""
     if state.v is None or state.degradation is None:
         raise UnfoldLDMError("The prior needs the degradation step's output first (run MGDA before DR-LDM).")
-    if steps is not None and not 1 <= steps <= 1000:
-        raise UnfoldLDMError(f"prior steps must be between 1 and 1000, got {steps}.")
+    if steps is not None and not 1 <= steps <= MAX_PRIOR_STEPS:
+        raise UnfoldLDMError(f"prior steps must be between 1 and {MAX_PRIOR_STEPS}, got {steps}.")
     with torch.inference_mode():
         z = model.prior_latent(state.y, state.v, state.degradation, state.stage, seed=seed, steps=steps, strength=strength)
     return dataclasses.replace(state, latent=z)
 
 
 def refine_step(
-    model: UnfoldLDM, state: StageState, tile: int | None = None, overlap: int = 32,
+    model: UnfoldLDM, state: StageState, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
     before_tile: Callable[[], None] | None = None,
 ) -> StageState:
     """OCFormer for stage ``state.stage``: tiled refinement; returns the state of the next stage."""
@@ -138,10 +138,11 @@ def refine_step(
         raise UnfoldLDMError("Refinement needs the degradation step's output first (run MGDA before OCFormer).")
     tile, overlap = _normalise_tile(tile, overlap)
     z = state.latent if state.latent is not None else model.null_latent.expand(state.v.shape[0], -1, -1)
+    d = model.describe()
     with torch.inference_mode():
         x, h = tiled_apply(
-            lambda v, h: model.refine(v, h, z), [(state.v, 1.0), (state.h, 0.5)],
-            [1.0, 0.5], tuple(state.v.shape[-2:]), tile, overlap, before_tile,
+            lambda v, h: model.refine(v, h, z), [(state.v, d.side("v")), (state.h, d.side("h"))],
+            [d.side("x"), d.side("h")], tuple(state.v.shape[-2:]), tile, overlap, before_tile,
         )
     return dataclasses.replace(state, x=x, h=h, stage=state.stage + 1, v=None, latent=None)
 
@@ -205,10 +206,9 @@ def restore(
         image = image[None]
     if image.ndim != 4 or not 1 <= image.shape[1] <= 4:
         raise InputImageError(f"Expected an image of shape (B, C, H, W) with 1-4 channels, got {tuple(image.shape)}.")
+    check_restore_options(opts, model)
     check_image_tensor(image, "input image", max_pixels=opts.max_pixels)
     n_stages = model.config.stages if opts.stages is None else opts.stages
-    if not 1 <= n_stages <= model.config.stages:
-        raise UnfoldLDMError(f"stages must be between 1 and {model.config.stages} for this model, got {n_stages}.")
     device = image.device
     rgb, alpha = split_channels(image.float())
     tile, overlap = _normalise_tile(opts.tile, opts.overlap)

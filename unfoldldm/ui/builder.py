@@ -31,12 +31,21 @@ from typing import Any, Callable, Sequence
 import gradio as gr
 
 from ..errors import InputImageError, RestorationInterrupted, UnfoldLDMError
-from ..imageio import DEFAULT_MAX_PIXELS, check_image_file, read_image_size
+from ..imageio import check_image_file, read_image_size
+from ..options import (
+    DEFAULT_TILE,
+    MAX_NODE_PRIOR_STEPS,
+    MAX_PIXELS,
+    MAX_PRIOR_STRENGTH,
+    MAX_STAGES,
+    TILE_ALIGN,
+)
 from . import compat
 from .core import UIOptions, blend, restore_file, restore_folder, restore_picture
 
 DEVICES = ["auto", "cpu"]
 DTYPES = ["auto", "fp32", "fp16", "bf16"]
+TILE_SLIDER_MAX = 2048  # the slider's range (larger tiles rarely help); the nodes take up to MAX_TILE
 
 
 def available_devices() -> list[str]:
@@ -204,7 +213,7 @@ def build_restore_ui(
     on_run_wrapper  wraps both handlers before they are wired (e.g. A1111's GPU-queue lock); it
                     must keep the arguments and the return value
     default_model   preselected model (else the first of ``models()``)
-    max_pixels      refuse larger inputs (default: unfoldldm.imageio.DEFAULT_MAX_PIXELS)
+    max_pixels      refuse larger inputs (default: unfoldldm.options.MAX_PIXELS)
     max_upload_bytes  refuse larger uploaded files (checked here, for Gradio 3.x, which has no
                     server-side limit; Gradio 4+ hosts also pass ``max_file_size`` to launch)
     batch           show the "batch folder" tab (server-side paths: leave it off for public apps)
@@ -214,7 +223,7 @@ def build_restore_ui(
     should_stop     polled between tiles; True aborts the run (e.g. the WebUI's Interrupt button)
     """
     base = UIOptions(max_upload_bytes=max_upload_bytes)
-    base.max_pixels = int(max_pixels) if max_pixels else DEFAULT_MAX_PIXELS
+    base.max_pixels = int(max_pixels) if max_pixels else MAX_PIXELS
     wrap = on_run_wrapper or (lambda fn: fn)
     choices = list(models())
     value = default_model if default_model in choices else (choices[0] if choices else None)
@@ -265,15 +274,15 @@ def build_restore_ui(
                                           elem_id=eid("device"))
                 c["dtype"] = gr.Dropdown(choices=DTYPES, value="auto", label="Precision", elem_id=eid("dtype"))
             with gr.Accordion("Settings", open=False):
-                c["stages"] = gr.Slider(0, 8, value=0, step=1, label="Stages (0 = all of the model's)",
+                c["stages"] = gr.Slider(0, MAX_STAGES, value=0, step=1, label="Stages (0 = all of the model's)",
                                         elem_id=eid("stages"))
-                c["prior_steps"] = gr.Slider(0, 16, value=0, step=1, label="Prior steps (0 = the model's)",
-                                             elem_id=eid("prior_steps"))
-                c["seed"] = gr.Number(value=0, precision=0, label="Seed", elem_id=eid("seed"))
-                c["tile"] = gr.Slider(0, 2048, value=512, step=16, label="Tile size in px (0 = whole image)",
-                                      elem_id=eid("tile"))
-                c["strength"] = gr.Slider(0.0, 2.0, value=1.0, step=0.05, label="Prior strength (0 = off)",
-                                          elem_id=eid("strength"))
+                c["prior_steps"] = gr.Slider(0, MAX_NODE_PRIOR_STEPS, value=0, step=1,
+                                             label="Prior steps (0 = the model's)", elem_id=eid("prior_steps"))
+                c["seed"] = gr.Number(value=base.seed, precision=0, label="Seed", elem_id=eid("seed"))
+                c["tile"] = gr.Slider(0, TILE_SLIDER_MAX, value=DEFAULT_TILE, step=TILE_ALIGN,
+                                      label="Tile size in px (0 = whole image)", elem_id=eid("tile"))
+                c["strength"] = gr.Slider(0.0, MAX_PRIOR_STRENGTH, value=base.prior_strength, step=0.05,
+                                          label="Prior strength (0 = off)", elem_id=eid("strength"))
         with gr.Column():
             c["output"] = compat.component(gr.Image, type="pil", label="Restored", interactive=False,
                                            show_download_button=True, format="png", elem_id=eid("output"))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from ..argtypes import positive_float, positive_int, threads
+from ..options import MAX_PIXELS
 
 EPILOG = """examples:
   python -m unfoldldm app --model-dir runs/restore           # http://127.0.0.1:7860
@@ -16,6 +18,7 @@ needs gradio:  pip install "unfoldldm[ui]"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    side = math.isqrt(MAX_PIXELS)
     parser.description = ("Start a local web app to restore images (a model list, settings, MGDA estimates, "
                           "before/after, batch folders). Runs one restoration at a time.")
     parser.epilog = EPILOG
@@ -37,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-upload-mb", type=positive_float, default=50.0,
                         help="refuse uploaded files larger than this")
     parser.add_argument("--max-pixels", type=positive_int, default=None,
-                        help="refuse images with more pixels than this (default 8192x8192)")
+                        help=f"refuse images with more pixels than this (default {side}x{side})")
     parser.add_argument("--batch-root", action="append", default=[], metavar="DIR",
                         help="enables the batch-folder tab for folders inside DIR (repeatable); input and "
                              "output folders must resolve to a place inside one. Without it, no batch tab")
@@ -50,13 +53,12 @@ def run(args: argparse.Namespace) -> int:
         from ..errors import UnfoldLDMError
 
         raise UnfoldLDMError('The app needs gradio: pip install "unfoldldm[ui]" (or pip install "gradio>=3.41,<6").') from None
-    from ..imageio import DEFAULT_MAX_PIXELS
     from ..runtime import configure_cpu
     from .app import create_app, launch
 
     max_bytes = int(args.max_upload_mb * 2**20)
     configure_cpu(args.threads, args.device)
-    demo, _ = create_app(args.model_dir, args.model, args.device, args.max_pixels or DEFAULT_MAX_PIXELS,
+    demo, _ = create_app(args.model_dir, args.model, args.device, args.max_pixels or MAX_PIXELS,
                          max_bytes, batch_root=args.batch_root)
     host = "0.0.0.0" if args.listen else "127.0.0.1"
     import signal

@@ -17,16 +17,8 @@ import torch
 from PIL import Image
 
 from ..errors import CheckpointError, InputImageError, UnfoldLDMError
-from ..imageio import (
-    DEFAULT_MAX_PIXELS,
-    Picture,
-    load_image,
-    picture_from_pil,
-    picture_to_pil,
-)
-from ..limits import check_memory_for_image, check_restore_options
-
-BUNDLED_PREFIX = "[bundled] "
+from ..imageio import Picture, load_image, picture_from_pil, picture_to_pil
+from ..options import DEFAULT_OVERLAP, DEFAULT_TILE, MAX_PIXELS
 
 
 @dataclass
@@ -36,10 +28,10 @@ class UIOptions:
     stages: int | None = None  # None or 0: all of the model's stages
     prior_steps: int | None = None  # None or 0: the model's own
     seed: int = 0
-    tile: int | None = 512  # None or 0: the whole image at once
-    overlap: int = 32
+    tile: int | None = DEFAULT_TILE  # None or 0: the whole image at once
+    overlap: int = DEFAULT_OVERLAP
     prior_strength: float = 1.0
-    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_pixels: int = MAX_PIXELS
     max_upload_bytes: int | None = None  # files larger than this are refused (None: no limit)
 
     def restore_options(self):
@@ -75,38 +67,23 @@ def _whole(value, name: str) -> int:
 
 
 Progress = Callable[[int, int], None]
-
-
-def _tensor(picture: Picture) -> torch.Tensor:
-    image = picture.rgb if picture.alpha is None else torch.cat([picture.rgb, picture.alpha])
-    return image[None]
+Pictures = tuple[Image.Image, Image.Image | None, Image.Image | None]
 
 
 def _restore(model, picture: Picture, options: UIOptions, progress: Progress | None,
              should_stop: Callable[[], bool] | None):
-    from ..pipeline import restore
+    """:func:`unfoldldm.service.restore_picture` with the UI's options."""
+    from ..service import restore_picture as restore
 
     if not isinstance(options, UIOptions):
         raise UnfoldLDMError(f"Expected UIOptions, got {type(options).__name__}.")
-    opts = options.restore_options()
-    check_restore_options(opts, model)
-    result = restore(model, _tensor(picture), opts, progress, should_stop)
-    out = result.image[0]
-    restored = Picture(rgb=out[:3], alpha=out[3:] if out.shape[0] == 4 else None,
-                       mode=picture.mode, bit_depth=picture.bit_depth, source=picture.source)
-    return restored, result
+    return restore(model, picture, options.restore_options(), progress, should_stop)
 
 
-def _estimate_images(result) -> tuple[Image.Image | None, Image.Image | None]:
-    from ..visualize import kernel_to_image, noise_map_to_image
-
-    kernel = noise = None
-    if result.kernel is not None:
-        kernel = picture_to_pil(Picture(kernel_to_image(result.kernel)[0], None, "RGB", 8, "kernel"))
-    if result.noise_map is not None:
-        grey = noise_map_to_image(result.noise_map)[0].expand(3, -1, -1)
-        noise = picture_to_pil(Picture(grey, None, "L", 8, "noise map"))
-    return kernel, noise
+def _as_pil(restored) -> Pictures:
+    """(restored, kernel estimate, noise map) of a :class:`~unfoldldm.service.RestoredPicture`, 8-bit."""
+    shown = [restored.picture, restored.kernel, restored.noise]
+    return tuple(None if picture is None else picture_to_pil(picture) for picture in shown)
 
 
 def check_file_size(path: str | Path, max_bytes: int | None) -> None:
@@ -123,8 +100,7 @@ def check_file_size(path: str | Path, max_bytes: int | None) -> None:
 
 
 def restore_picture(model, pil_image, options: UIOptions | None = None, progress: Progress | None = None,
-                    should_stop: Callable[[], bool] | None = None
-                    ) -> tuple[Image.Image, Image.Image | None, Image.Image | None]:
+                    should_stop: Callable[[], bool] | None = None) -> Pictures:
     """Restore one Pillow image; return (restored, kernel estimate, noise map) as 8-bit images.
 
     The input is checked by :func:`unfoldldm.imageio.picture_from_pil` (pixel limit, corrupt data);
@@ -138,10 +114,7 @@ def restore_picture(model, pil_image, options: UIOptions | None = None, progress
         raise InputImageError(f"Expected a Pillow image, got {type(pil_image).__name__}. "
                               "Upload a PNG, JPEG, WebP, TIFF or BMP image.")
     picture = picture_from_pil(pil_image, "input image", max_pixels=options.max_pixels)
-    check_memory_for_image(model, picture.rgb.shape[-2], picture.rgb.shape[-1], options.tile)
-    restored, result = _restore(model, picture, options, progress, should_stop)
-    kernel, noise = _estimate_images(result)
-    return picture_to_pil(restored), kernel, noise
+    return _as_pil(_restore(model, picture, options, progress, should_stop))
 
 
 def restore_file(model, path: str | Path, options: UIOptions | None = None, progress: Progress | None = None,
@@ -153,12 +126,8 @@ def restore_file(model, path: str | Path, options: UIOptions | None = None, prog
     options = options or UIOptions()
     check_file_size(path, options.max_upload_bytes)
     picture = load_image(path, max_pixels=options.max_pixels)
-    check_memory_for_image(model, picture.rgb.shape[-2], picture.rgb.shape[-1], options.tile, str(path))
-    restored, result = _restore(model, picture, options, progress, should_stop)
-    kernel, noise = _estimate_images(result)
-    if return_input:
-        return picture_to_pil(picture), picture_to_pil(restored), kernel, noise
-    return picture_to_pil(restored), kernel, noise
+    shown = _as_pil(_restore(model, picture, options, progress, should_stop))
+    return (picture_to_pil(picture), *shown) if return_input else shown
 
 
 def blend(before: Image.Image | None, after: Image.Image | None, amount: float) -> Image.Image | None:
@@ -269,9 +238,7 @@ def restore_folder(model, in_dir: str | Path, out_dir: str | Path, options: UIOp
                 raise InputImageError(f"{src.name}: links to a file outside the batch folders; skipped.")
             check_output_path(dst, src)
             picture = load_image(src, max_pixels=options.max_pixels)
-            check_memory_for_image(model, picture.rgb.shape[-2], picture.rgb.shape[-1], options.tile, src.name)
-            restored, _ = _restore(model, picture, options, None, should_stop)
-            save_image(dst, restored, overwrite=overwrite)
+            save_image(dst, _restore(model, picture, options, None, should_stop).picture, overwrite=overwrite)
             report.done.append(src.name)
         except UnfoldLDMError as exc:
             if type(exc).__name__ == "RestorationInterrupted":
@@ -300,14 +267,9 @@ class ModelRegistry:
         self._model = None
 
     def paths(self) -> dict[str, Path]:
-        from ..api import WEIGHTS_DIR, list_models
+        from ..api import list_models
 
-        found: dict[str, Path] = {}
-        for path in [*self.extra, *list_models(self.search_dirs)]:
-            bundled = path.parent.resolve() == WEIGHTS_DIR.resolve()
-            name = (BUNDLED_PREFIX if bundled else "") + path.stem
-            found.setdefault(name, path)
-        return found
+        return {entry.name: entry.path for entry in list_models(self.search_dirs, self.extra)}
 
     def names(self) -> list[str]:
         return list(self.paths())
@@ -356,6 +318,8 @@ def forget_folder_registries() -> None:
 
 def load_from_folder(folder: Path, name: str, device: torch.device, dtype: torch.dtype):
     """The model called ``name`` in a host's ``folder`` (or bundled), on the host's device and dtype."""
+    from ..api import BUNDLED_PREFIX
+
     if not name:
         raise CheckpointError(
             f"No UnfoldLDM model is selected. Pick one in the model list (the bundled ones are named "
