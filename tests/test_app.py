@@ -54,14 +54,19 @@ def app_server(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("app")
     save_checkpoint(folder / f"{MODEL}.safetensors", make_nano("restore"), provenance={"steps": 0})
+    yield from serve_app(folder, "--model-dir", str(folder), "--max-upload-mb", str(MAX_UPLOAD_MB))
+
+
+def serve_app(folder: Path, *args: str):
+    """Run ``python -m unfoldldm app ARGS`` on a free port in ``folder``; yield (url, folder) once it
+    answers, stop it afterwards."""
     port = _free_port()
     log = open(folder / "server.log", "w+")
     env = dict(os.environ, PYTHONPATH=str(REPO), GRADIO_ANALYTICS_ENABLED="False", OMP_NUM_THREADS="1",
                GRADIO_TEMP_DIR=str(folder / "gradio_tmp"), TMPDIR=str(folder / "tmp"))
     (folder / "tmp").mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "unfoldldm", "app", "--port", str(port), "--model-dir", str(folder),
-         "--max-upload-mb", str(MAX_UPLOAD_MB), "--device", "cpu"],
+        [sys.executable, "-m", "unfoldldm", "app", "--port", str(port), "--device", "cpu", *args],
         cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}/"

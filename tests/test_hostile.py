@@ -27,7 +27,7 @@ import yaml
 from PIL import Image, ImageFile
 
 import unfoldldm
-from unfoldldm.checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
+from unfoldldm.checkpoint import load_checkpoint, read_checkpoint_info
 from unfoldldm.cli import main
 from unfoldldm.config import (
     FIELD_RULES,

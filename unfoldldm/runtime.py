@@ -25,6 +25,10 @@ import os
 import platform
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported late, after the thread settings
+    import torch
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters
 SPIN_COUNT = "10000"  # GNU OpenMP spin iterations before a waiting thread sleeps

@@ -9,16 +9,24 @@ import io
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageChops
 
 pytest.importorskip("gradio")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ -> test_app
 
-from test_app import app_server  # noqa: E402,F401  (the server fixture: nano model, 1 MB uploads)
+from test_app import app_server, serve_app  # noqa: E402,F401  (the server fixture: nano model, 1 MB uploads)
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "samples" / "astronaut_noisy.png"
+
+
+@pytest.fixture(scope="module")
+def bundled_app(tmp_path_factory):
+    """The app as a user starts it, with the bundled restoration weights preselected (the screenshot
+    in the README comes from here)."""
+    yield from serve_app(tmp_path_factory.mktemp("bundled_app"), "--model", "restore_small")
 
 
 def _open_app(page, url):
@@ -27,8 +35,8 @@ def _open_app(page, url):
     page.wait_for_selector("#unfoldldm_run")
 
 
-def test_upload_restore_and_see_result(app_server, browser_page, artifacts_dir):  # noqa: F811  (the imported fixture)
-    url, _ = app_server
+def test_upload_restore_and_see_result(bundled_app, browser_page, artifacts_dir):
+    url, _ = bundled_app
     page = browser_page
     _open_app(page, url)
     page.locator("#unfoldldm_input input[type=file]").set_input_files(str(SAMPLE))
@@ -46,6 +54,10 @@ def test_upload_restore_and_see_result(app_server, browser_page, artifacts_dir):
         inp = sample.convert("RGB")
     assert out.size == inp.size
     assert ImageChops.difference(out, inp).getbbox() is not None, "the output equals the input"
+    with Image.open(REPO / "samples" / "astronaut_clean.png") as clean:
+        reference = np.asarray(clean.convert("RGB"), np.float64)
+    psnr = [10 * np.log10(255**2 / np.mean((np.asarray(x, np.float64) - reference) ** 2)) for x in (inp, out)]
+    assert psnr[1] > psnr[0] + 8, f"the bundled weights should clean the sample: {psnr[0]:.2f} -> {psnr[1]:.2f} dB"
     assert page.get_by_text(f"Restored {inp.width}x{inp.height} -> {inp.width}x{inp.height}").count() == 1
     # resource-load noise (favicon, an offline machine) is allowed; script errors are not
     assert not [e for e in page.console_errors if e.startswith("pageerror")], page.console_errors

@@ -322,11 +322,12 @@ def build_restore_ui(
                                                               return_input=True)
                 except UnfoldLDMError as exc:  # name the upload, not the server's temp path
                     raise type(exc)(_hide_path(str(exc), chosen, shown)) from None
-                name = os.path.splitext(os.path.basename(chosen))[0] if path is not None else "restored"
+                stem = os.path.splitext(os.path.basename(chosen))[0] if path is not None else None
             else:
                 out, kernel, noise = restore_picture(model, image, opts, tick, should_stop=should_stop)
-                before, name = image, "restored"
-            download = os.path.join(_downloads.new_folder(), f"{name}_restored.png")
+                before, stem = image, None
+            # a file keeps its name; a pasted or uploaded picture (a temp name) is just "restored"
+            download = os.path.join(_downloads.new_folder(), f"{stem}_restored.png" if stem else "restored.png")
             out.save(download)
             size_in = f"{before.width}x{before.height}"
             status = (f"Restored {size_in} -> {out.width}x{out.height} with `{model_name}` in "
