@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The prepared GPU session for the next restore_small (run by the device tool from the repo root,
-# with .whl/ and .data/bsds400 carried along): phase 1 with `--compile --cuda-graphs` from the
-# shipped weights, then phase 2 from its export with `--cuda-graphs`. The newest export is copied
+# with .whl/ and .data/bsds400 carried along): phase 1 with `--compile --cuda-graphs` from INIT
+# (default: the best CPU candidate of this recipe, benchmarks/candidates/restore_small_cpu_d.safetensors),
+# then phase 2 from its export with `--cuda-graphs`. The newest export is copied
 # to OUT_DIR every minute, so a session cut off at its limit still returns weights.
 # Usage: bash scripts_dev/gpu_restore_v2.sh OUT_DIR [PHASE1_MIN] [PHASE2_MIN] [BATCH]
 # (P1_FLAGS / P2_FLAGS replace the GPU flags, e.g. P1_FLAGS= P2_FLAGS= for a quick check on a CPU.)
@@ -10,6 +11,7 @@ OUT=${1:?usage: gpu_restore_v2.sh OUT_DIR [PHASE1_MIN] [PHASE2_MIN] [BATCH]}
 P1=${2:-7}
 P2=${3:-2.5}
 BATCH=${4:-32}
+INIT=${INIT:-benchmarks/candidates/restore_small_cpu_d.safetensors}
 export PYTHONUNBUFFERED=1
 if compgen -G ".whl/*.whl" > /dev/null; then  # the device machine: wheels carried along
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -34,5 +36,5 @@ train() {  # $1 phase, $2 init, $3 minutes, $4 extra flags
     { cat "runs/p$1/log.txt"; echo "# stdout:"; tail -n 30 "runs_p$1.stdout"; } > "$OUT/restore_p$1.log.txt"
 }
 
-train 1 unfoldldm/weights/restore_small.safetensors "$P1" "${P1_FLAGS---compile --cuda-graphs}" || exit 1
+train 1 "$INIT" "$P1" "${P1_FLAGS---compile --cuda-graphs}" || exit 1
 train 2 runs/p1/model.safetensors "$P2" "${P2_FLAGS---cuda-graphs}"
