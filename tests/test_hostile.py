@@ -71,11 +71,6 @@ def _run(capsys, *argv) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def ckpt(nano_checkpoints):
-    return nano_checkpoints["restore"]
-
-
-@pytest.fixture
 def no_decoding(monkeypatch):
     """Any pixel decoding fails the test (header reads are allowed)."""
 

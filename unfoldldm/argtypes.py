@@ -34,17 +34,27 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-def bounded_int(low: int, high: int):
-    """An integer from ``low`` to ``high``."""
+def _bounded(convert, low, high, name: str):
+    """An argparse type: ``convert(text)``, refused outside [low, high]; ``name`` is what argparse
+    calls it in its messages."""
 
-    def parse(text: str) -> int:
-        value = _int(text)
+    def shown(v) -> str:
+        return str(v) if isinstance(v, int) else f"{v:g}"
+
+    def parse(text: str):
+        value = convert(text)
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+            got = value if isinstance(value, int) else text
+            raise argparse.ArgumentTypeError(f"must be from {shown(low)} to {shown(high)}, got {got}")
         return value
 
-    parse.__name__ = "whole number"
+    parse.__name__ = name
     return parse
+
+
+def bounded_int(low: int, high: int):
+    """An integer from ``low`` to ``high``."""
+    return _bounded(_int, low, high, "whole number")
 
 
 def _float(text: str) -> float:
@@ -67,12 +77,4 @@ def positive_float(text: str) -> float:
 
 def bounded_float(low: float, high: float):
     """A finite number from ``low`` to ``high`` (nan and inf are refused)."""
-
-    def parse(text: str) -> float:
-        value = _float(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}, got {text}")
-        return value
-
-    parse.__name__ = "number"
-    return parse
+    return _bounded(_float, low, high, "number")

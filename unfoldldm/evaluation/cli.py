@@ -63,30 +63,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no tables on stdout")
 
 
-def parse_sigmas(text: str) -> tuple[float, ...]:
-    """``"15,25,50"`` -> (15.0, 25.0, 50.0), each in (0, 255]."""
+def _parse_list(text: str, convert, low: float, high: float, flag: str, what: str, example: str) -> tuple:
+    """Distinct comma-separated values of ``convert`` in [low, high], or a clear error naming ``flag``."""
     from ..errors import UnfoldLDMError
 
     try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
+        values = tuple(convert(v) for v in text.split(",") if v.strip())
     except ValueError:
         values = ()
-    if not values or any(not 0 <= v <= 255 for v in values) or len(set(values)) != len(values):
-        raise UnfoldLDMError(f"--sigmas {text!r}: give distinct comma-separated noise levels in [0, 255], e.g. 15,25,50.")
+    if not values or any(not low <= v <= high for v in values) or len(set(values)) != len(values):
+        raise UnfoldLDMError(f"{flag} {text!r}: give distinct comma-separated {what} in [{low}, {high}], e.g. {example}.")
     return values
+
+
+def parse_sigmas(text: str) -> tuple[float, ...]:
+    """``"0,15,25,50"`` -> (0.0, 15.0, 25.0, 50.0), each in [0, 255] (0: the clean image)."""
+    return _parse_list(text, float, 0, 255, "--sigmas", "noise levels", "15,25,50")
 
 
 def parse_qualities(text: str) -> tuple[int, ...]:
     """``"10,20,30"`` -> (10, 20, 30), each a JPEG quality in [1, 95]."""
-    from ..errors import UnfoldLDMError
-
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        values = ()
-    if not values or any(not 1 <= v <= 95 for v in values) or len(set(values)) != len(values):
-        raise UnfoldLDMError(f"--qualities {text!r}: give distinct comma-separated JPEG qualities in [1, 95], e.g. 10,20,30.")
-    return values
+    return _parse_list(text, int, 1, 95, "--qualities", "JPEG qualities", "10,20,30")
 
 
 def command_line(args: argparse.Namespace) -> str:
