@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# The prepared GPU session for the next restore_small (run by the device tool from the repo root,
-# with .whl/ and .data/bsds400 carried along): phase 1 with `--compile --cuda-graphs` from INIT
-# (default: the best CPU candidate of this recipe, benchmarks/candidates/restore_small_cpu_d.safetensors),
-# then phase 2 from its export with `--cuda-graphs`. The newest export is copied
-# to OUT_DIR every minute, so a session cut off at its limit still returns weights.
+# The prepared GPU session for restore_small v2 (run by the device tool from the repo root, with
+# .data/bsds400 carried along, real files, not a link; .whl/ too where the machine lacks a package):
+# phase 1 with `--compile --cuda-graphs` from INIT (default: the best CPU candidate of this recipe,
+# benchmarks/candidates/restore_small_cpu_d.safetensors) with CONFIG (default restore_small_gpu_finetune),
+# then phase 2 from its export with `--cuda-graphs`. The newest export is copied to OUT_DIR every
+# minute, so a session cut off at its limit still returns weights.
 # Usage: bash scripts_dev/gpu_restore_v2.sh OUT_DIR [PHASE1_MIN] [PHASE2_MIN] [BATCH]
 # (P1_FLAGS / P2_FLAGS replace the GPU flags, e.g. P1_FLAGS= P2_FLAGS= for a quick check on a CPU.)
+# The shipped v2 was `bash scripts_dev/gpu_restore_v2.sh $OUT 6 2.2 32`, then phase 2 once more from
+# restore_p2.safetensors for 2.6 min with this config at blur_prob 0.6, lr 4e-4, seed 6 (the full
+# config is in the weights' metadata: python -m unfoldldm info unfoldldm/weights/restore_small.safetensors).
 set -u
 OUT=${1:?usage: gpu_restore_v2.sh OUT_DIR [PHASE1_MIN] [PHASE2_MIN] [BATCH]}
 P1=${2:-7}
 P2=${3:-2.5}
 BATCH=${4:-32}
 INIT=${INIT:-benchmarks/candidates/restore_small_cpu_d.safetensors}
+CONFIG=${CONFIG:-restore_small_gpu_finetune}
 export PYTHONUNBUFFERED=1
 if compgen -G ".whl/*.whl" > /dev/null; then  # the device machine: wheels carried along
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -28,7 +33,7 @@ keep_copying() {  # $1 run folder, $2 name in OUT_DIR
 
 train() {  # $1 phase, $2 init, $3 minutes, $4 extra flags
     keep_copying "runs/p$1" "restore_p$1.safetensors" & local copier=$!
-    "$PYTHON" -m unfoldldm train --config restore_small --init "$2" --phases "$1" --data .data/bsds400 \
+    "$PYTHON" -m unfoldldm train --config "$CONFIG" --init "$2" --phases "$1" --data .data/bsds400 \
         --batch "$BATCH" --out "runs/p$1" --budget-minutes "$3" --export-every-minutes 1 $4 --no-progress \
         > "runs_p$1.stdout" 2>&1
     kill "$copier"
