@@ -288,3 +288,21 @@ def test_inference_runs_without_diffusers(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("task", ["restore", "sr4x"])
+def test_image_level_view_is_a_native_resolution_window(task):
+    """Image-level estimates read the centre window of y at its own resolution (what training crops
+    look like), and the same region of output-space tensors, so a large photo's blur is not shrunk
+    away before the kernel estimate sees it."""
+    net = build_model(preset("nano", task=task))
+    s, side = net.scale, net.config.thumb_size
+    y = torch.rand(1, 3, side + 50, side + 31)
+    x = torch.rand(1, 3, s * y.shape[-2], s * y.shape[-1])
+    y_t, x_t = net._thumbs(y, x)
+    top, left = 25, 15
+    assert torch.equal(y_t, y[..., top:top + side, left:left + side])
+    region = x[..., s * top:s * (top + side), s * left:s * (left + side)]
+    assert torch.allclose(x_t, torch.nn.functional.avg_pool2d(region, s) if s > 1 else region)
+    small = torch.rand(1, 3, side // 2, side // 3)
+    assert torch.equal(net._thumbs(small)[0], small)  # crops no bigger than the window pass whole

@@ -50,7 +50,7 @@ def test_default_weights_are_bundled_with_provenance(task):
 
 
 @pytest.mark.parametrize(("section", "task", "dataset", "setting_key"), [
-    ("restore_denoise", "denoise", "CBSD68", "sigma25_8bit"),
+    ("restore_denoise", "denoise", "CBSD68", "sigma25"),
     ("sr4x", "sr4x", "Set5", "blind"),
 ])
 def test_default_weights_reproduce_results_md(section, task, dataset, setting_key):

@@ -172,7 +172,7 @@ class ModelConfig:
     memory_channels: int = 16  # inter-stage feature memory h
     kernel_size: int = 21  # length of the separable kernels a, b
     estimator_width: int = 32
-    thumb_size: int = 128  # image-level quantities are computed from a thumbnail this big at most
+    thumb_size: int = 128  # image-level quantities are computed from a centre window this big at most
     latent_tokens: int = 16
     latent_dim: int = 64
     denoiser_depth: int = 2

@@ -1,8 +1,8 @@
 """The restoration pipeline: any image size and layout, tiling, dtype, OOM retry, progress, interrupt.
 
 Stages run one after another over the whole image ("stage-major"): the image-level parts
-(degradation estimate, prior latent) are computed once per stage from thumbnails of the whole
-image, and the local parts (gradient step, refinement) run tile by tile and are blended. With one
+(degradation estimate, prior latent) are computed once per stage from the centre window of the
+whole image, and the local parts (gradient step, refinement) run tile by tile and are blended. With one
 tile covering the image the result is exactly the untiled one.
 
 Front ends call :func:`restore`, or the part functions (:func:`begin`, :func:`degradation_step`,

@@ -226,6 +226,13 @@ def sinusoidal_embedding(t: Tensor, dim: int) -> Tensor:
     return torch.cat([args.sin(), args.cos()], dim=-1)
 
 
+def centre_window(x: Tensor, max_side: int) -> tuple[int, int, int, int]:
+    """``(top, left, height, width)`` of the centred window of ``x`` at most ``max_side`` on a side."""
+    h, w = x.shape[-2:]
+    wh, ww = min(h, max_side), min(w, max_side)
+    return (h - wh) // 2, (w - ww) // 2, wh, ww
+
+
 def thumbnail(x: Tensor, max_side: int, size: tuple[int, int] | None = None) -> Tensor:
     """Area-downscale ``x`` so that its longer side is at most ``max_side`` (never upscales).
 

@@ -1,7 +1,7 @@
 """What a loaded model says about itself, so pipelines and front ends need no knowledge of its insides.
 
 :meth:`UnfoldLDM.describe` returns a :class:`ModelDescriptor`: the task and scale, the sizes inputs
-are padded to, which tensors of a stage are image-level (computed once per image from thumbnails)
+are padded to, which tensors of a stage are image-level (computed once per image from its centre window)
 and which are local (computed tile by tile) at which resolution, and the default restoration
 settings every front end starts from.
 """
@@ -52,7 +52,7 @@ class ModelDescriptor:
     parts: dict[str, str]  # kind -> name: gradient, prior, proximal
     output_multiple: int  # the restored image is computed on sides padded to this multiple
     input_multiple: int  # the observation's sides are padded to this multiple
-    thumb_size: int  # image-level parts see the whole image shrunk to at most this side
+    thumb_size: int  # image-level parts see the image's centre window, at most this side
     kernel_size: int  # side of the estimated blur kernel
     tensors: dict[str, TensorSpec]
     defaults: RestoreDefaults

@@ -1,7 +1,7 @@
 """The unfolding framework: K stages, each assembled from a gradient step, a prior and a proximal net.
 
 Every stage is split into four calls so that front ends (and the tiled pipeline) can run them one
-at a time: ``estimate_degradation`` and ``prior_latent`` are image-level (computed from thumbnails,
+at a time: ``estimate_degradation`` and ``prior_latent`` are image-level (computed from the centre window,
 shared by every tile), ``gradient_update`` and ``refine`` are local (safe to run tile by tile).
 """
 
@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..parts import build_part
-from .blocks import haar_dwt, thumbnail
+from .blocks import centre_window, haar_dwt, thumbnail
 from .descriptor import ModelDescriptor, describe
 from .mgda import Degradation
 
@@ -94,8 +94,15 @@ class UnfoldLDM(nn.Module):
         return StageState(y=y, x=x0, h=self.memory_init(haar_dwt(x0)), out_size=out_size)
 
     def _thumbs(self, y: Tensor, *others: Tensor) -> list[Tensor]:
-        y_t = thumbnail(y, self.config.thumb_size)
-        return [y_t] + [thumbnail(o, self.config.thumb_size, size=tuple(y_t.shape[-2:])) for o in others]
+        """The image-level view: the centre window of ``y`` at its own resolution (at most
+        ``thumb_size`` on a side), and the same region of each output-space tensor, shrunk to the
+        window's size. Native resolution, not a shrunken whole image: training sees crops no larger
+        than the window, and a shrunken photo hides its blur from the kernel estimate."""
+        top, left, h, w = centre_window(y, self.config.thumb_size)
+        y_t = y[..., top:top + h, left:left + w]
+        s = self.scale
+        return [y_t] + [thumbnail(o[..., s * top:s * (top + h), s * left:s * (left + w)], 0, size=(h, w))
+                        for o in others]
 
     # ----- stage parts ----------------------------------------------------------------------
     def estimate_degradation(self, y: Tensor, x: Tensor, stage: int) -> Degradation:
