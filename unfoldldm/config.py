@@ -144,7 +144,7 @@ def estimate_parameters(config: "ModelConfig") -> int:
 
 def estimate_memory_bytes(config: "ModelConfig") -> int:
     """Memory to load and run the model, from the config alone: the fp32 weights twice (the file's
-    tensors and the module's), and the image-level work on one thumbnail (about six feature maps of
+    tensors and the module's), and the image-level work on one window (about six feature maps of
     ``estimator_width`` channels, and the proximal network's widest level at a quarter of it)."""
     thumb = config.thumb_size**2
     work = 4 * thumb * (9 + 6 * config.estimator_width + 4 * config.width)

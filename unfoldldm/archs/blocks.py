@@ -231,20 +231,3 @@ def centre_window(x: Tensor, max_side: int) -> tuple[int, int, int, int]:
     h, w = x.shape[-2:]
     wh, ww = min(h, max_side), min(w, max_side)
     return (h - wh) // 2, (w - ww) // 2, wh, ww
-
-
-def thumbnail(x: Tensor, max_side: int, size: tuple[int, int] | None = None) -> Tensor:
-    """Area-downscale ``x`` so that its longer side is at most ``max_side`` (never upscales).
-
-    With ``size`` given, resize to exactly that size instead. Image-level quantities are computed
-    from thumbnails so that every tile of an image shares them.
-    """
-    h, w = x.shape[-2:]
-    if size is None:
-        factor = max(h, w) / max_side
-        if factor <= 1:
-            return x
-        size = (max(1, round(h / factor)), max(1, round(w / factor)))
-    if tuple(size) == (h, w):
-        return x
-    return F.interpolate(x, size=size, mode="area")

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from ..parts import build_part
-from .blocks import centre_window, haar_dwt, thumbnail
+from .blocks import centre_window, haar_dwt
 from .descriptor import ModelDescriptor, describe
 from .mgda import Degradation
 
@@ -101,8 +101,8 @@ class UnfoldLDM(nn.Module):
         top, left, h, w = centre_window(y, self.config.thumb_size)
         y_t = y[..., top:top + h, left:left + w]
         s = self.scale
-        return [y_t] + [thumbnail(o[..., s * top:s * (top + h), s * left:s * (left + w)], 0, size=(h, w))
-                        for o in others]
+        regions = [o[..., s * top:s * (top + h), s * left:s * (left + w)] for o in others]
+        return [y_t] + [F.avg_pool2d(r, s) if s > 1 else r for r in regions]
 
     # ----- stage parts ----------------------------------------------------------------------
     def estimate_degradation(self, y: Tensor, x: Tensor, stage: int) -> Degradation:
