@@ -299,10 +299,10 @@ def test_image_level_view_is_a_native_resolution_window(task):
     s, side = net.scale, net.config.thumb_size
     y = torch.rand(1, 3, side + 50, side + 31)
     x = torch.rand(1, 3, s * y.shape[-2], s * y.shape[-1])
-    y_t, x_t = net._thumbs(y, x)
+    y_t, x_t = net._image_level_view(y, x)
     top, left = 25, 15
     assert torch.equal(y_t, y[..., top:top + side, left:left + side])
     region = x[..., s * top:s * (top + side), s * left:s * (left + side)]
     assert torch.allclose(x_t, torch.nn.functional.avg_pool2d(region, s) if s > 1 else region)
     small = torch.rand(1, 3, side // 2, side // 3)
-    assert torch.equal(net._thumbs(small)[0], small)  # crops no bigger than the window pass whole
+    assert torch.equal(net._image_level_view(small)[0], small)  # crops no bigger than the window pass whole

