@@ -6,7 +6,8 @@
 # then phase 2 from its export with `--cuda-graphs`. The newest export is copied to OUT_DIR every
 # minute, so a session cut off at its limit still returns weights.
 # Usage: bash scripts_dev/gpu_restore_v2.sh OUT_DIR [PHASE1_MIN] [PHASE2_MIN] [BATCH]
-# (P1_FLAGS / P2_FLAGS replace the GPU flags, e.g. P1_FLAGS= P2_FLAGS= for a quick check on a CPU.)
+# (P1_FLAGS / P2_FLAGS replace the GPU flags, e.g. P1_FLAGS= P2_FLAGS= for a quick check on a CPU;
+# NAME, default restore, names the files in OUT_DIR: the x4 model's run is CONFIG=sr4x_small_gpu_v2 NAME=sr4x.)
 # The shipped v2 was `bash scripts_dev/gpu_restore_v2.sh $OUT 6 2.2 32`, then phase 2 once more from
 # restore_p2.safetensors for 2.6 min with this config at blur_prob 0.6, lr 4e-4, seed 6 (the full
 # config is in the weights' metadata: python -m unfoldldm info unfoldldm/weights/restore_small.safetensors).
@@ -17,6 +18,7 @@ P2=${3:-2.5}
 BATCH=${4:-32}
 INIT=${INIT:-benchmarks/candidates/restore_small_cpu_d.safetensors}
 CONFIG=${CONFIG:-restore_small_gpu_finetune}
+NAME=${NAME:-restore}
 export PYTHONUNBUFFERED=1
 if compgen -G ".whl/*.whl" > /dev/null; then  # the device machine: wheels carried along
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -32,13 +34,13 @@ keep_copying() {  # $1 run folder, $2 name in OUT_DIR
 }
 
 train() {  # $1 phase, $2 init, $3 minutes, $4 extra flags
-    keep_copying "runs/p$1" "restore_p$1.safetensors" & local copier=$!
+    keep_copying "runs/p$1" "${NAME}_p$1.safetensors" & local copier=$!
     "$PYTHON" -m unfoldldm train --config "$CONFIG" --init "$2" --phases "$1" --data .data/bsds400 \
         --batch "$BATCH" --out "runs/p$1" --budget-minutes "$3" --export-every-minutes 1 $4 --no-progress \
         > "runs_p$1.stdout" 2>&1
     kill "$copier"
-    cp "runs/p$1/model.safetensors" "$OUT/restore_p$1.safetensors"
-    { cat "runs/p$1/log.txt"; echo "# stdout:"; tail -n 30 "runs_p$1.stdout"; } > "$OUT/restore_p$1.log.txt"
+    cp "runs/p$1/model.safetensors" "$OUT/${NAME}_p$1.safetensors"
+    { cat "runs/p$1/log.txt"; echo "# stdout:"; tail -n 30 "runs_p$1.stdout"; } > "$OUT/${NAME}_p$1.log.txt"
 }
 
 train 1 "$INIT" "$P1" "${P1_FLAGS---compile --cuda-graphs}" || exit 1

@@ -457,7 +457,8 @@ def test_presets():
     first = DegradationConfig.preset("restore_v1")  # the first shipped model's mixture
     assert first.blur_prob == 0.7 and first.second_order_prob == 0.2 and first.noise_mix[3:] == (0.0, 0.0)
     sr = DegradationConfig.preset("sr4x")
-    assert sr.scale == 4 and sr.second_order_prob == 0.2
+    assert sr.scale == 4 and sr.clean_prob == 0.3 and sr.mild_noise_share > 0 and sr.blur_prob == 0.7
+    assert DegradationConfig.preset("sr4x_v1").second_order_prob == 0.2  # the shipped sr4x_small's mixture
     denoise = DegradationConfig.preset("denoise")
     assert denoise.blur_prob == 0 and denoise.jpeg_prob == 0 and denoise.noise_prob > 0
     real = DegradationConfig.preset("realworld")

@@ -196,7 +196,7 @@ def jpeg_round_trip(clean: Tensor, quality: int) -> Tensor:
 
 def training_preset(task: str) -> str:
     """The degradation preset the shipped models of ``task`` are trained on."""
-    return "sr4x" if task == "sr4x" else "restore"
+    return "sr4x_v1" if task == "sr4x" else "restore"
 
 
 def mean_training_kernel(task: str) -> Tensor:
