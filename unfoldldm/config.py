@@ -27,7 +27,7 @@ PROXIMALS = part_names("proximal")
 
 # Refuse configs whose network would be larger than this (the `base` preset has 4.15M parameters)...
 MAX_PARAMETERS = 250_000_000
-# ...or whose weights and thumbnail work would need more memory than this to load and run.
+# ...or whose weights and image-level work would need more memory than this to load and run.
 MAX_MODEL_MEMORY_BYTES = 6 * 2**30
 
 

@@ -3,7 +3,7 @@
 Phase 1 trains a teacher encoder that sees the ground truth: ``z_T = E_T(x_gt, v_k)``. Phase 2
 trains a condition encoder ``c = E_S(v_k, d_k)`` and a token denoiser that runs a short,
 x0-parameterised DDIM reverse chain from Gaussian noise to ``z_hat``; it learns to match ``z_T``
-with gradients through the whole chain. All inputs are thumbnails, so the prior is image-level.
+with gradients through the whole chain. All inputs are the image-level view, so the prior is image-level.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def ddim_schedule(train_timesteps: int, steps: int) -> tuple[tuple[int, float, f
 
 
 class ThumbnailTokenizer(nn.Module):
-    """Encodes a stack of thumbnails into N tokens of width C_z (pooled to a fixed token grid)."""
+    """Encodes a stack of image-level views into N tokens of width C_z (pooled to a fixed token grid)."""
 
     def __init__(self, in_channels: int, width: int, tokens: int, latent_dim: int, stages: int) -> None:
         super().__init__()

@@ -1,7 +1,7 @@
 """Gradient steps of the unfolding: MGDA (degradation-aware) and a plain learned step.
 
 Both minimise ``1/2 ||W (D x - y)||^2`` for one step. MGDA estimates ``D`` at three granularities:
-a separable per-channel blur ``a``/``b`` (global, from thumbnails), a learned operator pair
+a separable per-channel blur ``a``/``b`` (global, from the image-level view), a learned operator pair
 ``Phi``/``Psi`` conditioned on the global descriptor ``d`` (holistic), and a per-pixel noise map
 that sets the residual weight ``W`` (pixel).
 """
@@ -91,7 +91,7 @@ class HolisticOperator(nn.Module):
 
 
 class GlobalDegradationEstimator(nn.Module):
-    """Reads thumbnails of ``y`` and ``x_{k-1}`` and predicts the separable kernels and descriptor."""
+    """Reads the image-level view of ``y`` and ``x_{k-1}`` and predicts the separable kernels and descriptor."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()

@@ -106,7 +106,7 @@ class UnfoldLDM(nn.Module):
 
     # ----- stage parts ----------------------------------------------------------------------
     def estimate_degradation(self, y: Tensor, x: Tensor, stage: int) -> Degradation:
-        """Image-level MGDA estimate (kernels, descriptor) from thumbnails of ``y`` and ``x_{k-1}``."""
+        """Image-level MGDA estimate (kernels, descriptor) from the image-level view of ``y`` and ``x_{k-1}``."""
         y_t, x_t = self._image_level_view(y, x)
         return self.gradient_step.estimate(y_t, x_t, stage)
 
