@@ -80,6 +80,17 @@ def test_loaded_outputs_depend_on_the_weights(tmp_path, make_nano_model):
     assert not torch.equal(restore(a, x).image, restore(b, x).image)
 
 
+def test_weights_with_nan_are_refused_with_the_likely_cause(tmp_path, make_nano_model):
+    """A diverged training run exports NaN weights; loading them must say so, not restore NaN images."""
+    model = make_nano_model(seed=1)
+    with torch.no_grad():
+        next(model.proximal.parameters()).view(-1)[0] = float("nan")
+        next(model.gradient_step.parameters()).fill_(float("inf"))
+    path = save_checkpoint(tmp_path / "diverged.safetensors", model)
+    with pytest.raises(CheckpointError, match="hold NaN or infinite values.*diverged"):
+        load_checkpoint(path)
+
+
 def test_provenance_defaults_to_empty(tmp_path, make_nano_model):
     path = save_checkpoint(tmp_path / "m.safetensors", make_nano_model())
     assert read_checkpoint_info(path).provenance == {}

@@ -103,3 +103,56 @@ def test_degraded_batches_carry_the_noise_target_for_the_loss():
     assert batch.noise_std.shape == (8, 1, 32, 32)
     assert torch.equal(batch.noise_known(), ~batch.second_order)
     assert LossWeights().noise == 0.0  # off unless a config sets it
+
+
+def test_frozen_parameters_stay_as_they_were_and_a_wrong_prefix_is_refused(tmp_path, photos):
+    """``train.freeze`` keeps the named modules at their starting weights while the rest trains."""
+    cfg = _nano(tmp_path)
+    cfg.train.freeze = ["gradient_step.estimator"]
+    opts = RunOptions(out=str(tmp_path / "frozen"), steps=3, data=[str(photos)], batch=2, crop=48,
+                      device="cpu", progress=False)
+    trainer = start_run(cfg, opts)
+    before = {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+    trainer.run()
+    after = dict(trainer.model.named_parameters())
+    estimator = [n for n in before if n.startswith("gradient_step.estimator.")]
+    assert estimator and all(torch.equal(before[n], after[n]) for n in estimator)
+    assert any(not torch.equal(before[n], after[n]) for n in before if n not in estimator)
+    assert "# frozen: " in (tmp_path / "frozen" / "log.txt").read_text()
+
+    cfg.train.freeze = ["gradient_step.estimatr"]
+    with pytest.raises(Exception, match="no parameters under 'gradient_step.estimatr'"):
+        start_run(cfg, RunOptions(out=str(tmp_path / "typo"), steps=1, data=[str(photos)], batch=2, crop=48,
+                                  device="cpu", progress=False))
+
+
+def test_freeze_in_a_config_must_be_a_list_of_texts(tmp_path):
+    raw = yaml.safe_load((REPO / "unfoldldm" / "configs" / "nano.yaml").read_text())
+    raw["train"]["freeze"] = [3]
+    path = tmp_path / "bad_freeze.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(Exception, match="train.freeze must be a list of texts"):
+        load_train_config(path)
+    raw["train"]["freeze"] = ["proximal"]
+    path.write_text(yaml.safe_dump(raw))
+    assert load_train_config(path).train.freeze == ["proximal"]
+
+
+def test_a_diverged_run_stops_and_keeps_its_last_good_state_and_export(tmp_path, photos):
+    """NaN weights must not train on for the whole budget and then overwrite the last good files."""
+    cfg = _nano(tmp_path)
+    run = tmp_path / "diverge"
+    opts = RunOptions(out=str(run), steps=6, stop_at=2, data=[str(photos)], batch=2, crop=48, device="cpu",
+                      progress=False)
+    trainer = start_run(cfg, opts)
+    trainer.run()  # stops at step 2 with its state saved
+    trainer.export()
+    good_state, good_model = (run / "state.safetensors").read_bytes(), (run / "model.safetensors").read_bytes()
+    with torch.no_grad():
+        next(trainer.model.parameters()).fill_(float("nan"))
+    trainer.opts.stop_at = None
+    with pytest.raises(Exception, match="diverged at step 3.*saved at step 2"):
+        trainer.run()
+    assert (run / "state.safetensors").read_bytes() == good_state
+    assert (run / "model.safetensors").read_bytes() == good_model
+    assert "# Training diverged at step 3" in (run / "log.txt").read_text()

@@ -191,6 +191,13 @@ def load_checkpoint(
         tensors = load_file(str(info.path), device="cpu")
     except Exception as exc:
         raise CheckpointError(f"{info.path.name}: the tensor data cannot be read ({exc}); the file is damaged.") from None
+    broken = sorted(k for k, t in tensors.items() if t.is_floating_point() and not bool(t.isfinite().all()))
+    if broken:
+        raise CheckpointError(
+            f"{info.path.name}: {len(broken)} of its {len(tensors)} weight tensors hold NaN or infinite values "
+            f"(e.g. {broken[0]}), so every image it restored would be NaN. It was most likely exported by a "
+            "training run that diverged; use an earlier export of that run."
+        )
     model.load_state_dict(tensors, strict=True)
     model.checkpoint_info = info
     return model.to(device=device, dtype=dtype).eval()

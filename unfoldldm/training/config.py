@@ -41,6 +41,8 @@ class TrainSchedule:
     ema_decay: float = 0.999
     grad_clip: float = 0.5
     seed: int = 0
+    # Parameter-name prefixes left untrained (e.g. "gradient_step.estimator": MGDA's kernel estimator).
+    freeze: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -146,6 +148,9 @@ def _section(raw: dict, key: str, cls, path: Path):
         raise UnfoldLDMError(f"{path.name}: unknown keys {unknown} in '{key}' (allowed: {sorted(known)}).")
     defaults, ranges = _defaults(cls), RANGES.get(key, {})
     checked = {name: check_value(key, name, value, defaults[name], ranges.get(name)) for name, value in values.items()}
+    for name, value in checked.items():
+        if isinstance(defaults[name], list) and not defaults[name] and not all(isinstance(v, str) for v in value):
+            raise UnfoldLDMError(f"{path.name}: {key}.{name} must be a list of texts, got {value!r}.")
     return cls(**checked)
 
 

@@ -178,6 +178,24 @@ def learning_rate(progress: float, peak: float, floor: float, warmup: float) -> 
     return floor + (peak - floor) * 0.5 * (1 + math.cos(math.pi * t))
 
 
+def freeze_parameters(model: torch.nn.Module, prefixes: list[str]) -> int:
+    """Stop training the parameters whose names start with one of ``prefixes`` (module paths such as
+    ``gradient_step.estimator``); returns how many tensors were frozen. A prefix that names no
+    parameter is an error, so a typo cannot silently train everything."""
+    params = dict(model.named_parameters())
+    frozen: set[str] = set()
+    for prefix in prefixes:
+        chosen = [name for name in params if name == prefix or name.startswith(prefix + ".")]
+        if not chosen:
+            tops = sorted({name.split(".")[0] for name in params})
+            raise UnfoldLDMError(f"train.freeze: no parameters under '{prefix}'. Module paths start with one of "
+                                 f"{tops}, e.g. 'gradient_step.estimator'.")
+        for name in chosen:
+            params[name].requires_grad_(False)
+        frozen.update(chosen)
+    return len(frozen)
+
+
 def phase1_steps(provenance: dict | None) -> int:
     """Phase-1 steps in a checkpoint's training history (its own and those of its --init weights)."""
     if not provenance:
@@ -259,7 +277,9 @@ class Trainer:
         # A CUDA graph bakes in every number it was recorded with, so its learning rate is a tensor.
         self.lr_tensor = torch.tensor(cfg.train.lr, device=self.device) if self.graphs else None
         self.ema_weight_tensor = torch.tensor(0.0, device=self.device) if self.graphs else None
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr_tensor if self.graphs else cfg.train.lr,
+        frozen = freeze_parameters(self.model, cfg.train.freeze)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(trainable, lr=self.lr_tensor if self.graphs else cfg.train.lr,
                                            weight_decay=cfg.train.weight_decay, capturable=self.graphs, foreach=True)
         self.graphed = GraphedStep(self._update)
         self.net: torch.nn.Module = self.model
@@ -277,8 +297,11 @@ class Trainer:
         # CUDA graph, tuning cuDNN. The learning-rate schedule of a time budget runs on the rest.
         self.setup_s, self.fresh = 0.0, True
         self.phase_steps = {1: 0, 2: 0}
+        self.saved_step: int | None = None
         if resume:
             self._load_state()
+        if frozen:
+            self._note(f"frozen: {frozen} parameter tensors under {', '.join(cfg.train.freeze)}")
 
     # ----- set-up ---------------------------------------------------------------------------
     def _build_model(self, resume: bool) -> UnfoldLDM:
@@ -327,11 +350,30 @@ class Trainer:
                 "phase_steps": self.phase_steps, "package_version": __version__, "device_type": self.device.type}
 
     def save_state(self) -> None:
+        self._stop_if_diverged()  # never overwrite the last good state with broken weights
         if not self.ranks.main:
             return
+        self.saved_step = self.step
         self.out.mkdir(parents=True, exist_ok=True)
         parts = {"model": self.model.state_dict(), "ema": self.ema.state_dict(), "rng": self._rng_state()}
         save_run_state(self.out / "state.safetensors", parts, self.optimizer.state_dict(), self._meta())
+
+    def _stop_if_diverged(self, loss: float = 0.0) -> None:
+        """Raise if the last loss or any weight is NaN or infinite (every rank sees the same weights).
+        A run that diverged would otherwise train on for its whole budget and save NaN weights over
+        the last good state and export."""
+        broken = not math.isfinite(loss)
+        if not broken:
+            broken = not bool(torch.stack([p.detach().isfinite().all() for p in self.model.parameters()]).all())
+        if self.ranks.agree(float(broken)) == 0:
+            return
+        kept = (f"the state and weights saved at step {self.saved_step} are kept in {self.out}"
+                if self.saved_step is not None else "nothing was saved before it")
+        message = (f"Training diverged at step {self.step}: the loss or the weights became NaN or infinite "
+                   f"(learning rate {self.cfg.train.lr:g}, batch {self.batch}); {kept}. Start again with a lower "
+                   "train.lr or a larger batch (--init the last exported model.safetensors to keep its training).")
+        self._note(message)
+        raise UnfoldLDMError(message)
 
     def _load_state(self) -> None:
         parts, optim, meta = load_run_state(self.out / "state.safetensors")
@@ -350,6 +392,7 @@ class Trainer:
             self._note(f"resumed on {self.device.type} (was {meta['device_type']}): degradation RNG re-seeded")
         self.phase, self.phase_start = meta["phase"], meta["phase_start"]
         self.phase_steps = {int(k): v for k, v in meta["phase_steps"].items()}
+        self.saved_step = self.step
 
     # ----- schedule -------------------------------------------------------------------------
     def _progress(self) -> float:
@@ -523,6 +566,7 @@ class Trainer:
                     speed = (self.step - rate_steps) / max(1e-9, now - rate_t)
                     rate_t, rate_steps = now, self.step
                     values = {k: float(v) for k, v in terms.items()}
+                    self._stop_if_diverged(values["total"])
                     bar.set_postfix(phase=self.phase, loss=f"{values['total']:.4f}", lr=f"{lr:.2e}", sps=f"{speed:.1f}")
                     if log:
                         fields = " ".join(f"{k}={v:.5f}" for k, v in values.items())
