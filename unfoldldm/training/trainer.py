@@ -367,8 +367,8 @@ class Trainer:
             broken = not bool(torch.stack([p.detach().isfinite().all() for p in self.model.parameters()]).all())
         if self.ranks.agree(float(broken)) == 0:
             return
-        kept = (f"the state and weights saved at step {self.saved_step} are kept in {self.out}"
-                if self.saved_step is not None else "nothing was saved before it")
+        kept = (f"the state saved at step {self.saved_step} and any exported model.safetensors in {self.out} "
+                "are kept" if self.saved_step is not None else "nothing was saved before it")
         message = (f"Training diverged at step {self.step}: the loss or the weights became NaN or infinite "
                    f"(learning rate {self.cfg.train.lr:g}, batch {self.batch}); {kept}. Start again with a lower "
                    "train.lr or a larger batch (--init the last exported model.safetensors to keep its training).")
