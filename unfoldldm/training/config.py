@@ -105,6 +105,8 @@ def check_value(where: str, name: str, value: Any, default: Any,
         if default:
             for item in value:
                 check_value(where, f"{name}[]", item, default[0])
+        elif not all(isinstance(item, str) for item in value):  # the empty-by-default lists hold texts
+            raise fail("a list of texts")
         return value
     if kind is bool:
         if not isinstance(value, bool):
@@ -148,9 +150,6 @@ def _section(raw: dict, key: str, cls, path: Path):
         raise UnfoldLDMError(f"{path.name}: unknown keys {unknown} in '{key}' (allowed: {sorted(known)}).")
     defaults, ranges = _defaults(cls), RANGES.get(key, {})
     checked = {name: check_value(key, name, value, defaults[name], ranges.get(name)) for name, value in values.items()}
-    for name, value in checked.items():
-        if isinstance(defaults[name], list) and not defaults[name] and not all(isinstance(v, str) for v in value):
-            raise UnfoldLDMError(f"{path.name}: {key}.{name} must be a list of texts, got {value!r}.")
     return cls(**checked)
 
 
