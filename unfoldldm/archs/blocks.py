@@ -76,11 +76,16 @@ class SimpleGateBlock(nn.Module):
 
     def infer(self, x: Tensor) -> Tensor:
         """:meth:`forward` on (B, H, W, C), inference only: channel attention and ``gamma`` are folded
-        into the projection's weights."""
+        into the projection's weights; the gated features are computed in strips of rows."""
         c = x.shape[-1]
-        y = fold.depthwise(fold.linear(fold.layer_norm(x, self.norm), self.expand.weight.view(2 * c, c),
-                                       self.expand.bias), self.depthwise)
-        y = y[..., :c] * y[..., c:]
+        expand = self.expand.weight.view(2 * c, c)
+
+        def gated_rows(r0: int, r1: int) -> Tensor:
+            y = fold.depthwise_rows(
+                x, r0, r1, lambda t: fold.linear(fold.layer_norm(t, self.norm), expand, self.expand.bias), self.depthwise)
+            return y[..., :c] * y[..., c:]
+
+        y = fold.by_rows(x, 2 * c, gated_rows)
         attention = F.linear(y.mean(dim=(1, 2)), self.channel_attention.weight.view(c, c), self.channel_attention.bias)
         gamma = self.gamma.view(c, 1)
         weight = (self.project.weight.view(c, c) * gamma) * attention[:, None, :]  # (B, C, C)
@@ -107,31 +112,47 @@ class ChannelAttention(nn.Module):
         attn = ((q @ k.transpose(-2, -1)) * self.temperature).softmax(dim=-1)
         return self.project((attn @ v).reshape(b, c, h, w))
 
-    def infer(self, x: Tensor, residual: Tensor, scale: Tensor, shift: Tensor) -> Tensor:
-        """``residual + forward(x * scale + shift)`` on (B, H, W, C), inference only.
+    def infer(self, x: Tensor, norm: LayerNorm2d, scale: Tensor, shift: Tensor) -> Tensor:
+        """``x + forward(norm(x) * scale + shift)`` on (B, H, W, C), inference only.
 
         The scale/shift (B, C) is folded into the qkv weights; cosine similarities come from one
-        Gram matrix and the norms; the attention map is folded into the output projection.
+        Gram matrix and the norms, summed over strips of rows (only the values are kept); the
+        attention map is folded into the output projection.
         """
         b, h, w, c = x.shape
         heads, d = self.heads, c // self.heads
         qkv_weight = self.qkv.weight.view(3 * c, c)
         weight = qkv_weight * scale[:, None, :]  # (B, 3C, C)
         bias = torch.addmm(self.qkv.bias, shift, qkv_weight.t())  # (B, 3C)
-        qkv = fold.depthwise(fold.linear(x, weight, bias), self.qkv_depthwise).view(b, h * w, 3 * c)
-        q, k, v = qkv[..., :c], qkv[..., c : 2 * c], qkv[..., 2 * c :]
-        norms = qkv[..., : 2 * c].square().sum(dim=1).sqrt_().clamp_min_(1e-12)  # as F.normalize
-        if b == 1:  # per head, straight from the strided slices
-            gram = torch.bmm(q[0].view(h * w, heads, d).permute(1, 2, 0), k[0].view(h * w, heads, d).transpose(0, 1))
-        else:  # one product for all heads; keep the diagonal blocks
-            gram = torch.bmm(q.transpose(1, 2), k).view(b, heads, d, heads, d).diagonal(dim1=1, dim2=3)
-            gram = gram.permute(0, 3, 1, 2)
-        cosine = gram / (norms[:, :c].view(b, heads, d, 1) * norms[:, c:].view(b, heads, 1, d))
+        grams, squares = [], []
+
+        def value_rows(r0: int, r1: int) -> Tensor:
+            qkv = fold.depthwise_rows(
+                x, r0, r1, lambda t: fold.linear(fold.layer_norm(t, norm), weight, bias), self.qkv_depthwise)
+            qkv = qkv.reshape(b, -1, 3 * c)
+            grams.append(_head_gram(qkv[..., :c], qkv[..., c : 2 * c], heads))
+            squares.append(qkv[..., : 2 * c].square().sum(dim=1))
+            return qkv[..., 2 * c :].reshape(b, r1 - r0, w, c)
+
+        v = fold.by_rows(x, 3 * c, value_rows)
+        norms = sum(squares).sqrt_().clamp_min_(1e-12)  # as F.normalize
+        cosine = sum(grams) / (norms[:, :c].view(b, heads, d, 1) * norms[:, c:].view(b, heads, 1, d))
         attn = (cosine * self.temperature).softmax(dim=-1)  # (B, heads, d, d)
         # project(attn @ v) = (W_p blockdiag(attn)) v + b_p
         proj = self.project.weight.view(c, heads, d).transpose(0, 1)  # (heads, C, d)
         weight = (proj @ attn).transpose(1, 2).reshape(b, c, c)
-        return fold.linear_add(v.view(b, h, w, c), weight, self.project.bias, residual)
+        return fold.linear_add(v, weight, self.project.bias, x)
+
+
+def _head_gram(q: Tensor, k: Tensor, heads: int) -> Tensor:
+    """Per-head ``q^T k`` of (B, N, C) queries and keys: (B, heads, C/heads, C/heads)."""
+    b, n, c = q.shape
+    d = c // heads
+    if b == 1:  # per head, straight from the strided slices
+        return torch.bmm(q[0].view(n, heads, d).permute(1, 2, 0), k[0].view(n, heads, d).transpose(0, 1))[None]
+    # one product for all heads; keep the diagonal blocks
+    gram = torch.bmm(q.transpose(1, 2), k).view(b, heads, d, heads, d).diagonal(dim1=1, dim2=3)
+    return gram.permute(0, 3, 1, 2)
 
 
 class GatedFFN(nn.Module):
@@ -148,13 +169,19 @@ class GatedFFN(nn.Module):
         u, g = self.depthwise(self.expand(x)).chunk(2, dim=1)
         return self.project(F.gelu(g) * u)
 
-    def infer(self, x: Tensor, residual: Tensor) -> Tensor:
-        """``residual + forward(x)`` on (B, H, W, C), inference only."""
+    def infer(self, x: Tensor, norm: LayerNorm2d) -> Tensor:
+        """``x + forward(norm(x))`` on (B, H, W, C), inference only, in strips of rows."""
         c = x.shape[-1]
         hidden = self.project.in_channels
-        y = fold.depthwise(fold.linear(x, self.expand.weight.view(2 * hidden, c), self.expand.bias), self.depthwise)
-        y = F.gelu(y[..., hidden:]).mul_(y[..., :hidden])
-        return fold.linear_add(y, self.project.weight.view(c, hidden), self.project.bias, residual)
+        expand, project = self.expand.weight.view(2 * hidden, c), self.project.weight.view(c, hidden)
+
+        def rows(r0: int, r1: int) -> Tensor:
+            y = fold.depthwise_rows(
+                x, r0, r1, lambda t: fold.linear(fold.layer_norm(t, norm), expand, self.expand.bias), self.depthwise)
+            y = F.gelu(y[..., hidden:]).mul_(y[..., :hidden])
+            return fold.linear_add(y, project, self.project.bias, x[:, r0:r1])
+
+        return fold.by_rows(x, 2 * hidden, rows)
 
 
 class PriorCrossAttention(nn.Module):
@@ -179,8 +206,8 @@ class PriorCrossAttention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v)  # B, heads, HW, d
         return self.project(out.transpose(-2, -1).reshape(b, c, h, w))
 
-    def infer(self, x: Tensor, residual: Tensor, z: Tensor) -> Tensor:
-        """``residual + forward(x, z)`` on (B, H, W, C), inference only.
+    def infer(self, x: Tensor, norm: LayerNorm2d, z: Tensor) -> Tensor:
+        """``x + forward(norm(x), z)`` on (B, H, W, C), inference only, in strips of rows.
 
         The keys are folded into the query projection (one 1x1 conv to heads x N logits) and the
         values into the output projection (one 1x1 conv back to C): two matrix products per pixel.
@@ -193,10 +220,15 @@ class PriorCrossAttention(nn.Module):
         query = self.query.weight.view(heads, d, c)
         logit_weight = (k @ query).reshape(b, heads * n, c)
         logit_bias = (k @ self.query.bias.view(heads, d, 1)).reshape(b, heads * n)
-        p = fold.linear(x, logit_weight, logit_bias).view(b, h, w, heads, n).softmax(dim=-1)
         proj = self.project.weight.view(c, heads, d).transpose(0, 1)  # heads, C, d
         out_weight = (proj @ v.reshape(b, n, heads, d).permute(0, 2, 3, 1)).transpose(1, 2).reshape(b, c, heads * n)
-        return fold.linear_add(p.view(b, h, w, heads * n), out_weight, self.project.bias, residual)
+
+        def rows(r0: int, r1: int) -> Tensor:
+            logits = fold.linear(fold.layer_norm(x[:, r0:r1], norm), logit_weight, logit_bias)
+            p = logits.view(b, r1 - r0, w, heads, n).softmax(dim=-1).view(b, r1 - r0, w, heads * n)
+            return fold.linear_add(p, out_weight, self.project.bias, x[:, r0:r1])
+
+        return fold.by_rows(x, max(c, heads * n), rows)
 
 
 class PriorModulation(nn.Module):

@@ -46,9 +46,9 @@ class PriorTransformerBlock(nn.Module):
     def infer(self, x: Tensor, z: Tensor, z_pooled: Tensor) -> Tensor:
         """:meth:`forward` on (B, H, W, C), inference only (see :mod:`.fold`)."""
         scale, shift = self.modulate.factors(z_pooled)
-        x = self.attn.infer(fold.layer_norm(x, self.norm_attn), x, scale, shift)
-        x = self.cross.infer(fold.layer_norm(x, self.norm_cross), x, z)
-        return self.ffn.infer(fold.layer_norm(x, self.norm_ffn), x)
+        x = self.attn.infer(x, self.norm_attn, scale, shift)
+        x = self.cross.infer(x, self.norm_cross, z)
+        return self.ffn.infer(x, self.norm_ffn)
 
 
 class ModulatedConvBlock(nn.Module):
