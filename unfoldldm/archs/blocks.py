@@ -121,14 +121,14 @@ class ChannelAttention(nn.Module):
         """
         b, h, w, c = x.shape
         heads, d = self.heads, c // self.heads
-        qkv_weight = self.qkv.weight.view(3 * c, c)
-        weight = qkv_weight * scale[:, None, :]  # (B, 3C, C)
-        bias = torch.addmm(self.qkv.bias, shift, qkv_weight.t())  # (B, 3C)
+        plain = self.qkv.weight.view(3 * c, c)
+        qkv_weight = plain * scale[:, None, :]  # (B, 3C, C)
+        qkv_bias = torch.addmm(self.qkv.bias, shift, plain.t())  # (B, 3C)
         grams, squares = [], []
 
         def value_rows(r0: int, r1: int) -> Tensor:
             qkv = fold.depthwise_rows(
-                x, r0, r1, lambda t: fold.linear(fold.layer_norm(t, norm), weight, bias), self.qkv_depthwise)
+                x, r0, r1, lambda t: fold.linear(fold.layer_norm(t, norm), qkv_weight, qkv_bias), self.qkv_depthwise)
             qkv = qkv.reshape(b, -1, 3 * c)
             grams.append(_head_gram(qkv[..., :c], qkv[..., c : 2 * c], heads))
             squares.append(qkv[..., : 2 * c].square().sum(dim=1))
