@@ -2,7 +2,7 @@
 
 The inference path of the proximal network keeps its features as plain (B, H, W, C) tensors, the
 memory layout of a channels-last (B, C, H, W) tensor, so a 1x1 convolution is one matrix product
-and no operation changes the layout. Per-image quantities (prior modulation, attention maps,
+(on a CPU, oneDNN's 1x1 convolution on the same memory) and no operation changes the layout. Per-image quantities (prior modulation, attention maps,
 cross-attention keys and values, output gates) are folded into the weights of the next 1x1
 convolution instead of being applied to the feature map. Everything here is exact algebra on the
 module's current weights (derived on every call, so it follows training and ``load_state_dict``).
