@@ -2,9 +2,10 @@
 
 The inference path of the proximal network keeps its features as plain (B, H, W, C) tensors, the
 memory layout of a channels-last (B, C, H, W) tensor, so a 1x1 convolution is one matrix product
-(on a CPU, oneDNN's 1x1 convolution on the same memory) and no operation changes the layout. Per-image quantities (prior modulation, attention maps,
-cross-attention keys and values, output gates) are folded into the weights of the next 1x1
-convolution instead of being applied to the feature map. Everything here is exact algebra on the
+(on a CPU, PyTorch's 1x1 convolution on the same memory) and no operation changes the layout.
+Per-image quantities (prior modulation, attention maps, cross-attention keys and values, output
+gates) are folded into the weights of the next 1x1 convolution instead of being applied to the
+feature map. Everything here is exact algebra on the
 module's current weights (derived on every call, so it follows training and ``load_state_dict``).
 
 Large feature maps are computed in strips of rows (:func:`by_rows`): a block's wide intermediates
@@ -43,7 +44,8 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
     ``weight`` is (Co, Ci) shared by the batch or (B, Co, Ci) per sample; ``bias`` (Co,) or (B, Co).
     ``x`` may be a channel slice of a wider tensor (no copy is made then). A dense ``x`` on a CPU goes
-    through oneDNN's 1x1 convolution, which beat the BLAS matrix product there (AVX-512 EPYC: 3-14% per
+    through ``F.conv2d`` (oneDNN's 1x1 convolution when PyTorch runs more than one thread; its own
+    reference path on one), which beat the BLAS matrix product there (AVX-512 EPYC: 3-14% per
     restore, the bias added in the same pass).
     """
     b, h, w, ci = x.shape
