@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..unfoldldm.options import MAX_PIXELS, MAX_STAGES
+from ..unfoldldm.options import ENSEMBLE_PASSES, MAX_PIXELS, MAX_STAGES
 from .bridge import (
     MODEL_TYPE,
     OVERLAP,
@@ -42,17 +42,24 @@ class UnfoldLDMRestore:
                 "prior_strength": STRENGTH,
                 "tile_size": TILE,
                 "overlap": OVERLAP,
-            }
+            },
+            "optional": {  # optional: workflows saved before it existed keep working
+                "ensemble": ([str(n) for n in ENSEMBLE_PASSES], {
+                    "default": "1",
+                    "tooltip": "restore in this many orientations (transposed, turned, mirrored) and average "
+                               "them: a little cleaner, that many times slower; 1 = off; x4 models: 1 or 2"}),
+            },
         }
 
     def run(self, model: LoadedModel, image, stages: int, prior_steps: int, seed: int, prior_strength: float,
-            tile_size: int, overlap: int):
-        from ..unfoldldm.limits import check_restore_options
+            tile_size: int, overlap: int, ensemble: str = "1"):
+        from ..unfoldldm.limits import check_restore_options, ensemble_from_widget
         from ..unfoldldm.pipeline import RestoreOptions, restore
 
         tile = load_for_tile(model, tile_size)
         options = RestoreOptions(stages=stages or None, tile=tile, overlap=overlap, prior_steps=prior_steps,
-                                 seed=seed, prior_strength=prior_strength, max_pixels=MAX_PIXELS)
+                                 seed=seed, prior_strength=prior_strength, max_pixels=MAX_PIXELS,
+                                 ensemble=ensemble_from_widget(ensemble))
         check_restore_options(options, model.model)  # e.g. a NaN strength passes ComfyUI's min/max check
         progress = Progress()
         bchw = to_bchw(image)

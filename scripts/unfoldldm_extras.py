@@ -34,7 +34,8 @@ from PIL import Image  # noqa: E402
 
 from unfoldldm.errors import RestorationInterrupted, UnfoldLDMError  # noqa: E402
 from unfoldldm.imageio import picture_from_pil, picture_to_pil  # noqa: E402
-from unfoldldm.options import MAX_STAGES  # noqa: E402
+from unfoldldm.limits import ensemble_from_widget  # noqa: E402
+from unfoldldm.options import ENSEMBLE_PASSES, MAX_STAGES  # noqa: E402
 from unfoldldm.pipeline import RestoreOptions  # noqa: E402
 from unfoldldm.service import restore_picture  # noqa: E402
 from unfoldldm.ui.core import (  # noqa: E402
@@ -68,16 +69,17 @@ def load(name: str):
     return load_from_folder(models_dir(), name, *host_device_and_dtype(devices))
 
 
-def restore_image(model, image: Image.Image, stages: int | None) -> Image.Image:
+def restore_image(model, image: Image.Image, stages: int | None, ensemble: int = 1) -> Image.Image:
     """Restore a Pillow image with the WebUI's Interrupt button and progress bar wired in. The result
-    keeps the colour layout (greyscale, alpha); an x4 model returns it four times larger."""
+    keeps the colour layout (greyscale, alpha); an x4 model returns it four times larger. ``ensemble``:
+    orientations averaged (1, 2, 4 or 8)."""
     state = shared.state
 
     def progress(done: int, total: int) -> None:
         state.sampling_steps, state.sampling_step = total, done
 
     defaults = model.describe().defaults  # as the command line: tiled, bounded memory for any image size
-    options = RestoreOptions(stages=stages, tile=defaults.tile, overlap=defaults.overlap)
+    options = RestoreOptions(stages=stages, tile=defaults.tile, overlap=defaults.overlap, ensemble=ensemble)
     restored = restore_picture(model, picture_from_pil(image, "Extras image"), options, progress,
                                lambda: bool(shared.state.interrupted))
     return picture_to_pil(restored.picture)
@@ -109,10 +111,13 @@ class UnfoldLDMPostprocessing(scripts_postprocessing.ScriptPostprocessing):
                                    elem_id="extras_unfoldldm_visibility")
             stages = gr.Slider(minimum=0, maximum=MAX_STAGES, step=1, value=0,
                                label="UnfoldLDM stages (0 = all; fewer is faster)", elem_id="extras_unfoldldm_stages")
-        return {"enable": enable, "model": model, "visibility": visibility, "stages": stages}
+            ensemble = gr.Dropdown(choices=[str(n) for n in ENSEMBLE_PASSES], value="1",
+                                   label="UnfoldLDM ensemble (orientations averaged; that many times slower)",
+                                   elem_id="extras_unfoldldm_ensemble")
+        return {"enable": enable, "model": model, "visibility": visibility, "stages": stages, "ensemble": ensemble}
 
     def process(self, pp: scripts_postprocessing.PostprocessedImage, enable=False, model=None, visibility=1.0,
-                stages=0):
+                stages=0, ensemble="1"):
         # API calls leave out the parameters they do not set: they arrive as None.
         visibility = 1.0 if visibility is None else min(max(float(visibility), 0.0), 1.0)
         if not enable or visibility == 0 or pp.image is None:
@@ -120,7 +125,8 @@ class UnfoldLDMPostprocessing(scripts_postprocessing.ScriptPostprocessing):
         try:
             net = load(model)
             n_stages = min(int(stages or 0), net.config.stages) or None
-            restored = restore_image(net, pp.image, n_stages)
+            passes = ensemble_from_widget(ensemble)
+            restored = restore_image(net, pp.image, n_stages, passes)
         except RestorationInterrupted:
             print("UnfoldLDM: interrupted; the image was left as it was.", file=sys.stderr)
             return
@@ -131,6 +137,8 @@ class UnfoldLDMPostprocessing(scripts_postprocessing.ScriptPostprocessing):
         pp.info["UnfoldLDM visibility"] = round(visibility, 3)
         if n_stages:
             pp.info["UnfoldLDM stages"] = n_stages
+        if passes != 1:
+            pp.info["UnfoldLDM ensemble"] = passes
 
 
 def _release() -> None:

@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
 # The prepared GPU session for restore_small v2 (run by the device tool from the repo root, with
 # .data/bsds400 carried along, real files, not a link; .whl/ too where the machine lacks a package):
-# phase 1 with `--compile --cuda-graphs` from INIT (default: the best CPU candidate of this recipe,
-# benchmarks/candidates/restore_small_cpu_d.safetensors) with CONFIG (default restore_small_gpu_finetune),
+# phase 1 with `--compile --cuda-graphs` from INIT (default: the bundled restore_small) with CONFIG
+# (default restore_small_gpu_finetune),
 # then phase 2 from its export with `--cuda-graphs`. The newest export is copied to OUT_DIR every
 # minute, so a session cut off at its limit still returns weights.
 # Usage: bash scripts_dev/gpu_restore_v2.sh OUT_DIR [PHASE1_MIN] [PHASE2_MIN] [BATCH]
 # (P1_FLAGS / P2_FLAGS replace the GPU flags, e.g. P1_FLAGS= P2_FLAGS= for a quick check on a CPU;
 # NAME, default restore, names the files in OUT_DIR: the x4 model's run is CONFIG=sr4x_small_gpu_v2 NAME=sr4x.)
-# The shipped v2 was `bash scripts_dev/gpu_restore_v2.sh $OUT 6 2.2 32`, then phase 2 once more from
+# v2 was `INIT=<CPU arm D> bash scripts_dev/gpu_restore_v2.sh $OUT 6 2.2 32` (arm D is now in the weights'
+# provenance history only), then phase 2 once more from
 # restore_p2.safetensors for 2.6 min with this config at blur_prob 0.6, lr 4e-4, seed 6 (the full
-# config is in the weights' metadata: python -m unfoldldm info unfoldldm/weights/restore_small.safetensors).
+# config is in the metadata of benchmarks/ablation/restore_small_v2.safetensors).
 set -u
 OUT=${1:?usage: gpu_restore_v2.sh OUT_DIR [PHASE1_MIN] [PHASE2_MIN] [BATCH]}
 P1=${2:-7}
 P2=${3:-2.5}
 BATCH=${4:-32}
-INIT=${INIT:-benchmarks/candidates/restore_small_cpu_d.safetensors}
+INIT=${INIT:-unfoldldm/weights/restore_small.safetensors}
 CONFIG=${CONFIG:-restore_small_gpu_finetune}
 NAME=${NAME:-restore}
 export PYTHONUNBUFFERED=1

@@ -47,7 +47,8 @@ WIDGETS = {
     "PreviewImage": [],
     "MaskToImage": [],
     "UnfoldLDMModelLoader": ["model_name"],
-    "UnfoldLDMRestore": ["stages", "prior_steps", "seed", "+control", "prior_strength", "tile_size", "overlap"],
+    "UnfoldLDMRestore": ["stages", "prior_steps", "seed", "+control", "prior_strength", "tile_size", "overlap",
+                         "ensemble"],
     "UnfoldLDMDegradationEstimate": ["tile_size", "overlap"],
     "UnfoldLDMDiffusionPrior": ["steps", "seed", "+control", "strength"],
     "UnfoldLDMRefine": ["tile_size", "overlap"],
@@ -114,7 +115,7 @@ class Graph:
 
 TILING = [DEFAULT_TILE, DEFAULT_OVERLAP]  # the nodes' defaults
 PRIOR_DEFAULTS = [DEFAULT_PRIOR_STEPS, 0, "fixed", 1.0]  # prior steps, seed (+control), strength
-RESTORE_DEFAULTS = [0, *PRIOR_DEFAULTS, *TILING]  # stages, then the prior's and the tiling's
+RESTORE_DEFAULTS = [0, *PRIOR_DEFAULTS, *TILING, "1"]  # stages, the prior's and the tiling's, ensemble off
 
 
 def restore_start(g: Graph, title: str | None = None) -> tuple[int, int]:

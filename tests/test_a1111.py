@@ -104,7 +104,7 @@ def photo(width=48, height=40, mode="RGB", seed=0) -> Image.Image:
     return Image.fromarray(arr).convert(mode)
 
 
-def reference(webui, name: str, image: Image.Image, stages=None) -> Image.Image:
+def reference(webui, name: str, image: Image.Image, stages=None, ensemble=1) -> Image.Image:
     """The core library's restoration of ``image`` with checkpoint ``name`` (CPU, fp32)."""
     from unfoldldm.api import load_model
     from unfoldldm.imageio import Picture, picture_from_pil, picture_to_pil
@@ -113,7 +113,7 @@ def reference(webui, name: str, image: Image.Image, stages=None) -> Image.Image:
     model = load_model(webui.models / f"{name}.safetensors", device="cpu", dtype="fp32")
     pic = picture_from_pil(image)
     x = pic.rgb if pic.alpha is None else torch.cat([pic.rgb, pic.alpha])
-    out = restore(model, x[None], RestoreOptions(stages=stages)).image[0]
+    out = restore(model, x[None], RestoreOptions(stages=stages, ensemble=ensemble)).image[0]
     return picture_to_pil(Picture(out[:3], out[3:] if out.shape[0] == 4 else None, pic.mode, 8, "ref"))
 
 
@@ -182,7 +182,7 @@ def test_the_tab_restores_on_the_host_device_in_the_queue(webui):
     (run,) = [fn for fn in wired_handlers(blocks) if getattr(fn, "__wrapped__", None) is ui.run_image]
     image = photo()
     webui.shared.state.interrupted = True  # left over from an earlier job: must not stop this one
-    out, download, _status, kernel, noise, _compare, _pair = run(image, None, "restore_nano", 0, 0, 0, 512, 1.0, 0.5)
+    out, download, _status, kernel, noise, _compare, _pair = run(image, None, "restore_nano", 0, 0, 0, 512, 1.0, "1", 0.5)
     assert np.array_equal(pixels(out), pixels(reference(webui, "restore_nano", image)))
     assert os.path.isfile(download) and kernel is not None and noise is not None
     assert webui.shared.state.interrupted is False
@@ -216,7 +216,7 @@ def test_the_tab_stops_at_the_webui_interrupt(webui):
     webui.script_callbacks.ui_tabs_callback()
     webui.shared.state.interrupted = True
     with pytest.raises(Exception, match="(?i)interrupt"):
-        webui.tab.last_ui.run_image(photo(), None, "restore_nano", 0, 0, 0, 512, 1.0, 0.5)
+        webui.tab.last_ui.run_image(photo(), None, "restore_nano", 0, 0, 0, 512, 1.0, "1", 0.5)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -243,14 +243,14 @@ def test_extras_ui_runs_before_the_upscalers_and_passes_values_by_name(webui):
     with gr.Blocks(analytics_enabled=False):
         inputs = runner.setup_ui()
     script = runner.scripts_in_preferred_order()[0]
-    assert list(script.controls) == ["enable", "model", "visibility", "stages"]
-    enable, model, visibility, stages = inputs[:4]
-    assert enable.value is False and visibility.value == 1.0 and stages.value == 0
+    assert list(script.controls) == ["enable", "model", "visibility", "stages", "ensemble"]
+    enable, model, visibility, stages, ensemble = inputs[:5]
+    assert enable.value is False and visibility.value == 1.0 and stages.value == 0 and ensemble.value == "1"
     assert {"bad", "restore_nano", "sr4x_nano"} <= set(choices_of(model))
 
     image = photo()
     pp = webui.pp.PostprocessedImage(image)
-    runner.run(pp, [True, "restore_nano", 1.0, 0, 2])
+    runner.run(pp, [True, "restore_nano", 1.0, 0, "1", 2])
     assert np.array_equal(pixels(pp.image), pixels(reference(webui, "restore_nano", image)))
     assert pp.info["UnfoldLDM model"] == "restore_nano" and pp.info["order"] == ["Upscale"]
 
@@ -307,13 +307,23 @@ def test_extras_stages_and_api_defaults(webui):
     # an API call (/sdapi/v1/extra-single-image) leaves unset parameters None
     runner = webui.pp.ScriptPostprocessingRunner(webui.scripts.postprocessing_scripts_data)
     args = runner.create_args_for_run({"UnfoldLDM": {"enable": True, "model": "restore_nano"}})
-    assert args == [True, "restore_nano", None, None]
+    assert args == [True, "restore_nano", None, None, None]
     pp = webui.pp.PostprocessedImage(image)
     runner.run(pp, args)
     assert np.array_equal(pixels(pp.image), pixels(reference(webui, "restore_nano", image)))
     pp = webui.pp.PostprocessedImage(image)
     runner.run(pp, runner.create_args_for_run({}))
     assert pp.image is image
+
+
+def test_extras_ensemble_averages_orientations_and_refuses_other_counts(webui):
+    image = photo()
+    four = run_extras(webui, image, enable=True, model="restore_nano", visibility=1.0, stages=0, ensemble="4")
+    assert np.array_equal(pixels(four.image), pixels(reference(webui, "restore_nano", image, ensemble=4)))
+    assert not np.array_equal(pixels(four.image), pixels(reference(webui, "restore_nano", image)))
+    assert four.info["UnfoldLDM ensemble"] == 4
+    with pytest.raises(RuntimeError, match="ensemble must be one of 1, 2, 4, 8"):
+        run_extras(webui, image, enable=True, model="restore_nano", visibility=1.0, stages=0, ensemble="5")
 
 
 def test_extras_caches_the_model_between_images(webui, monkeypatch):

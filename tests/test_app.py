@@ -105,7 +105,7 @@ def _restore(client, image_path=None, file_path=None):
     return client.predict(
         handle(str(image_path)) if image_path else None,
         handle(str(file_path)) if file_path else None,
-        MODEL, 1, 0, 0, 0, 1.0, 0.5, "cpu", "auto",
+        MODEL, 1, 0, 0, 0, 1.0, "1", 0.5, "cpu", "auto",
         api_name="/unfoldldm_run_image",
     )
 

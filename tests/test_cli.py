@@ -224,6 +224,18 @@ def test_seed_decides_the_output(tmp_path, capsys, ckpt):
     assert outputs["a", 2] == outputs["c", 2]  # --overwrite replaced the file with the seed-2 result
 
 
+def test_ensemble_flag_averages_orientations(tmp_path, capsys, ckpt):
+    src = write_png16(tmp_path / "in" / "x.png", "RGB", seed=5)
+    outputs = {}
+    for passes in ("1", "8"):
+        code, _, err = run(capsys, "restore", src, "-o", tmp_path / passes, "--model", ckpt, "--ensemble", passes, "--quiet")
+        assert code == 0, err
+        outputs[passes] = (tmp_path / passes / "x.png").read_bytes()
+    code, _, err = run(capsys, "restore", src, "-o", tmp_path / "default", "--model", ckpt, "--quiet")
+    assert code == 0, err
+    assert (tmp_path / "default" / "x.png").read_bytes() == outputs["1"] != outputs["8"]
+
+
 def test_tiled_and_untiled_agree_in_size(tmp_path, capsys, ckpt):
     src = write_rgb(tmp_path / "wide.png", size=(40, 150))
     for tile, folder in (("64", "tiled"), ("0", "whole")):
@@ -389,7 +401,8 @@ def test_bad_device(tmp_path, capsys, ckpt, device, message, skip):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("argv", [["--tile", "abc"], ["--stages", "0"], ["--task", "sr3x"], ["--dtype", "fp8"]])
+@pytest.mark.parametrize("argv", [["--tile", "abc"], ["--stages", "0"], ["--task", "sr3x"], ["--dtype", "fp8"],
+                                  ["--ensemble", "3"]])
 def test_bad_option_values(tmp_path, capsys, ckpt, argv):
     src = write_rgb(tmp_path / "in.png")
     with pytest.raises(SystemExit) as excinfo:

@@ -399,6 +399,27 @@ def test_eval_jpeg_task(photos, nano_checkpoints, tmp_path):
                       "--qualities", "0,101", "--out", str(out)))
 
 
+def test_eval_ensemble_adds_a_row_beside_ours(photos, nano_checkpoints, tmp_path):
+    from unfoldldm.api import load_model
+    from unfoldldm.evaluation.runner import evaluate
+    from unfoldldm.pipeline import RestoreOptions, restore
+
+    out = tmp_path / "ens"
+    result = evaluate(_args("--model", str(nano_checkpoints["restore"]), "--task", "jpeg", "--data", str(photos),
+                                "--qualities", "20", "--limit", "1", "--no-lpips", "--ensemble", "4",
+                                "--out", str(out), "--quiet"), "cmd")
+    rows = _table_rows((out / "report.md").read_text())
+    assert len(rows) == 3 and "×4 self-ensemble" in rows[1] and "(ours)" in rows[2] and "(ours)" not in rows[1]
+    # the row is the pipeline's 4-orientation restore of the same input
+    sample = next(protocol.samples(protocol.settings_for("jpeg", (), "float", (20,))[0],
+                                   protocol.list_images(photos)[:1]))
+    model = load_model(str(nano_checkpoints["restore"]), device="cpu")
+    image = restore(model, sample.degraded[None], RestoreOptions(tile=512, ensemble=4)).image[0]
+    expected = metrics.psnr(metrics.to_uint8_range(image).float() / 255, sample.clean).item()
+    got = [r.psnr for r in result.records if "self-ensemble" in r.method]
+    assert got and abs(got[0] - expected) < 1e-3
+
+
 @pytest.mark.parametrize("task", ["deblur", "sr4x"])
 def test_eval_deblur_and_sr_report_kernel_error(task, photos, sr_photos, nano_checkpoints, tmp_path):
     model = nano_checkpoints["restore" if task == "deblur" else "sr4x"]

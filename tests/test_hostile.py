@@ -269,7 +269,7 @@ def test_image_input_errors_name_the_upload_not_the_server_path(tmp_path, make_n
                               batch=False)
     for image, file in ((str(bad), None), (None, str(bad))):
         with pytest.raises(gr.Error) as info:
-            ui.run_image(image, file, "m", 0, 0, 0, 0, 1.0, 0.5, progress=None)
+            ui.run_image(image, file, "m", 0, 0, 0, 0, 1.0, "1", 0.5, progress=None)
         assert str(tmp_path) not in str(info.value) and "corrupt" in str(info.value)
 
 

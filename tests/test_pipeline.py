@@ -219,3 +219,104 @@ def test_training_forward_and_restore_run_the_same_stages(fixture, request):
     assert (result.kernel - trained.degradations[-1].kernel_image()).abs().max().item() <= 1e-6
     noise = trained.noise_maps[-1][..., : y.shape[-2], : y.shape[-1]]
     assert (result.noise_map - noise).abs().max().item() <= 1e-6
+
+
+# ----- self-ensemble ---------------------------------------------------------------------------
+
+def test_orientation_codes_are_the_eight_turns_and_invert():
+    from unfoldldm.self_ensemble import mirrors, orientations, turn, turn_back
+
+    x = torch.arange(2 * 3 * 4, dtype=torch.float32).view(1, 2, 3, 4)
+    turned = [turn(x, c) for c in orientations(8)]
+    assert len({tuple(t.flatten().tolist()) for t in turned}) == 8  # all different
+    assert all(torch.equal(turn_back(t, c), x) for t, c in zip(turned, orientations(8)))
+    assert torch.equal(turn(x, orientations(2)[1]), x.transpose(-1, -2))
+    assert torch.equal(turn(x, orientations(4)[2]), torch.rot90(x, 2, (-2, -1)))
+    assert not any(mirrors(c) for c in orientations(2, scale=4))
+    with pytest.raises(ValueError, match="one of"):
+        orientations(3)
+    with pytest.raises(ValueError, match="at most 2"):
+        orientations(4, scale=4)
+
+
+def test_mirrored_passes_keep_the_jpeg_block_grid():
+    from unfoldldm.self_ensemble import BLOCK_GRID, orientations, pad_to_grid, turn
+
+    # each whole 8x8 JPEG block of a 37 x 45 picture gets its own number (-1 for the partial blocks):
+    # in every turned (and, for mirrors, padded) copy each aligned 8x8 block must hold one number
+    h, w = 37, 45
+    rows, cols = torch.arange(h)[:, None] // 8, torch.arange(w)[None, :] // 8
+    ids = (rows * 100 + cols).float()
+    ids[(rows >= h // 8) | (cols >= w // 8)] = -1
+    ids = ids[None, None]
+    for code in orientations(8):
+        turned = turn(pad_to_grid(ids) if code & 3 else ids, code)[0, 0]
+        assert not code & 3 or (turned.shape[0] % BLOCK_GRID == 0 and turned.shape[1] % BLOCK_GRID == 0)
+        found = set()
+        for r in range(0, turned.shape[0] - 7, 8):
+            for c in range(0, turned.shape[1] - 7, 8):
+                values = set(turned[r:r + 8, c:c + 8].unique().tolist()) - {-1.0}
+                if values:
+                    assert len(values) == 1 and (turned[r:r + 8, c:c + 8] >= 0).all(), (code, r, c, values)
+                    found |= values
+        assert len(found) == (h // 8) * (w // 8), code
+
+
+def test_one_pass_is_the_plain_restore_and_more_passes_average_the_turned_restores(nano):
+    from unfoldldm.self_ensemble import mirrors, orientations, pad_to_grid, turn, turn_back
+
+    img = smooth_image(40, 72, seed=3)  # not square: the transposes swap the sides; sides multiples of 16
+    plain = restore(nano, img)
+    one = restore(nano, img, RestoreOptions(ensemble=1))
+    assert torch.equal(one.image, plain.image) and torch.equal(one.noise_map, plain.noise_map)
+    assert torch.equal(one.kernel, plain.kernel)
+    for passes in (2, 8):
+        codes = orientations(passes)
+        runs = [restore(nano, turn(pad_to_grid(img) if mirrors(c) else img, c)) for c in codes]
+        got = restore(nano, img, RestoreOptions(ensemble=passes))
+        expected = torch.stack([turn_back(r.image, c)[..., :40, :72] for r, c in zip(runs, codes)]).mean(0)
+        noise = torch.stack([turn_back(r.noise_map, c)[..., :40, :72] for r, c in zip(runs, codes)]).mean(0)
+        kernel = torch.stack([turn_back(r.kernel, c) for r, c in zip(runs, codes)]).mean(0)
+        assert got.image.shape == img.shape and got.noise_map.shape == (1, 1, 40, 72)
+        torch.testing.assert_close(got.image, expected, rtol=0, atol=1e-6)
+        torch.testing.assert_close(got.noise_map, noise, rtol=0, atol=1e-6)
+        torch.testing.assert_close(got.kernel, kernel, rtol=0, atol=1e-6)
+        assert (got.image - plain.image).abs().max() > 1e-4  # the orientations do differ
+
+
+def test_ensemble_keeps_layouts_odd_sizes_tiles_and_scale(nano, nano_sr4):
+    grey = smooth_image(37, 53)[:, :1]
+    rgba = torch.cat([smooth_image(37, 53), torch.rand(1, 1, 37, 53)], dim=1)
+    out = restore(nano, grey, RestoreOptions(ensemble=8))
+    assert out.image.shape == (1, 1, 37, 53) and out.noise_map.shape == (1, 1, 37, 53)
+    out = restore(nano, rgba, RestoreOptions(ensemble=4)).image
+    assert out.shape == (1, 4, 37, 53) and torch.equal(out[:, 3:], rgba[:, 3:])
+    assert restore(nano_sr4, smooth_image(19, 27), RestoreOptions(ensemble=2)).image.shape == (1, 3, 76, 108)
+    whole = restore(nano, smooth_image(100, 90), RestoreOptions(ensemble=4)).image
+    tiled = restore(nano, smooth_image(100, 90), RestoreOptions(ensemble=4, tile=64, overlap=16)).image
+    assert psnr(whole, tiled) > 35
+
+
+def test_ensemble_progress_counts_every_pass_and_interrupt_stops(nano):
+    for size, passes in (((64, 64), 2), ((37, 53), 8)):  # 37 x 53: the mirrored passes are padded
+        seen = []
+        restore(nano, smooth_image(*size), RestoreOptions(ensemble=passes, tile=64, overlap=16),
+                progress=lambda d, t: seen.append((d, t)))
+        assert [d for d, _ in seen] == list(range(1, seen[-1][1] + 1))
+    single = []
+    restore(nano, smooth_image(64, 64), progress=lambda d, t: single.append((d, t)))
+    calls = []
+    with pytest.raises(RestorationInterrupted):
+        restore(nano, smooth_image(64, 64), RestoreOptions(ensemble=8),
+                should_stop=lambda: calls.append(1) or len(calls) > single[-1][1] + 2)
+
+
+@pytest.mark.parametrize("value", [0, 3, 16, 2.0, True, "2", None])
+def test_bad_ensemble_values_are_refused_by_name(nano, value):
+    with pytest.raises(UnfoldLDMError, match="ensemble must be one of 1, 2, 4, 8"):
+        restore(nano, smooth_image(32, 32), RestoreOptions(ensemble=value))
+
+
+def test_super_resolution_ensemble_is_transposes_only(nano_sr4):
+    with pytest.raises(UnfoldLDMError, match="1 or 2 for a x4"):
+        restore(nano_sr4, smooth_image(16, 16), RestoreOptions(ensemble=4))

@@ -163,8 +163,8 @@ def built(gr, restore_model, sr_model):
     return demo, ui, loaded, wrapped
 
 
-def _args(model="restore_nano", amount=0.5):
-    return (model, 1, 0, 0, 0, 1.0, amount, "cpu", "fp32")
+def _args(model="restore_nano", amount=0.5, ensemble="1"):
+    return (model, 1, 0, 0, 0, 1.0, ensemble, amount, "cpu", "fp32")
 
 
 def test_builder_constructs(built, gr):
@@ -172,7 +172,7 @@ def test_builder_constructs(built, gr):
     assert isinstance(demo, gr.Blocks)
     assert wrapped == ["run_image", "run_batch"]
     for name in ("input", "input_file", "model", "device", "dtype", "stages", "prior_steps", "seed", "tile",
-                 "strength", "run", "output", "kernel", "noise", "compare", "compare_amount", "batch_in",
+                 "strength", "ensemble", "run", "output", "kernel", "noise", "compare", "compare_amount", "batch_in",
                  "batch_out", "batch_run", "batch_status"):
         assert name in ui.components, name
     assert ui.components["model"].value == "sr4x_nano"
@@ -202,6 +202,17 @@ def test_run_handler_file_input(built, tmp_path):
     assert out.size == (20, 20) and out.mode == "L"
 
 
+def test_run_handler_ensemble(built, gr, tmp_path):
+    _, ui, _, _ = built
+    path = tmp_path / "in.png"
+    _image("RGB", size=(24, 20)).save(path)
+    plain = ui.run_image(None, str(path), *_args(), progress=None)[0]
+    twice = ui.run_image(None, str(path), *_args(ensemble="2"), progress=None)[0]
+    assert twice.size == plain.size == (24, 20) and twice.tobytes() != plain.tobytes()
+    with pytest.raises(gr.Error, match="ensemble must be one of 1, 2, 4, 8"):
+        ui.run_image(None, str(path), *_args(ensemble="3"), progress=None)
+
+
 def test_run_handler_errors_are_messages(built, gr, tmp_path):
     _, ui, _, _ = built
     with pytest.raises(gr.Error, match="No input image"):
@@ -220,7 +231,7 @@ def test_batch_handler(built, tmp_path):
     src = tmp_path / "in"
     src.mkdir()
     _image().save(src / "x.png")
-    text = ui.run_batch(str(src), str(tmp_path / "out"), False, *_args()[:6], "cpu", "fp32", progress=None)
+    text = ui.run_batch(str(src), str(tmp_path / "out"), False, *_args()[:7], "cpu", "fp32", progress=None)
     assert "restored 1 image(s)" in text and (tmp_path / "out" / "x.png").exists()
 
 

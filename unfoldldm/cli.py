@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .argtypes import bounded_float, bounded_int, non_negative_int, positive_int, threads
 from .errors import UnfoldLDMError
-from .options import DEFAULT_OVERLAP, DEFAULT_TILE, MAX_PRIOR_STEPS, MAX_PRIOR_STRENGTH, MAX_SEED
+from .options import DEFAULT_OVERLAP, DEFAULT_TILE, ENSEMBLE_PASSES, MAX_PRIOR_STEPS, MAX_PRIOR_STRENGTH, MAX_SEED
 
 EPILOG = """examples:
   python -m unfoldldm restore photo.jpg -o restored/
@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reverse diffusion steps (default: the model's)")
     r.add_argument("--prior-strength", type=bounded_float(0.0, MAX_PRIOR_STRENGTH), default=1.0,
                    help=f"0 to {MAX_PRIOR_STRENGTH:g}: 0 disables the learned prior, 1 as trained")
+    r.add_argument("--ensemble", type=int, choices=ENSEMBLE_PASSES, default=1,
+                   help="restore in this many orientations (transposed, turned, mirrored) and average: a little "
+                   "cleaner (about +0.1 dB with 2, +0.2 with 8 on noisy photos), that many times slower; "
+                   "x4 models: 1 or 2")
     r.add_argument("--save-estimates", action="store_true",
                    help="also write the estimated blur kernel (NAME_kernel.png) and noise map (NAME_noise.png)")
     r.add_argument("--max-pixels", type=positive_int, default=None, help="refuse inputs with more pixels than this")
@@ -138,6 +142,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     options = RestoreOptions(
         stages=args.stages, tile=args.tile or None, overlap=args.overlap, prior_steps=args.prior_steps,
         seed=args.seed, prior_strength=args.prior_strength, max_pixels=args.max_pixels or MAX_PIXELS,
+        ensemble=args.ensemble,
     )
     check_restore_options(options, model)  # e.g. --stages 9 for a 3-stage model: stop now, exit 2
     failures = 0

@@ -13,7 +13,7 @@ from numbers import Integral, Real
 from pathlib import Path
 
 from .errors import InputImageError, UnfoldLDMError
-from .options import MAX_PRIOR_STEPS, MAX_PRIOR_STRENGTH, MAX_SEED, MAX_STAGES
+from .options import ENSEMBLE_PASSES, MAX_PRIOR_STEPS, MAX_PRIOR_STRENGTH, MAX_SEED, MAX_STAGES
 
 
 def _whole(value, name: str, low: int, high: int | None = None) -> int:
@@ -59,6 +59,30 @@ def check_restore_options(options, model=None) -> None:
         _whole(options.tile, "tile", 0)
     _whole(options.overlap, "overlap", 0)
     _whole(options.max_pixels, "max pixels", 1)
+    check_ensemble(options.ensemble)
+    scale = getattr(model, "scale", 1)
+    if scale > 1 and options.ensemble > 2:
+        raise UnfoldLDMError(f"ensemble must be 1 or 2 for a x{scale} super-resolution model, got {options.ensemble}: "
+                             "mirrored copies would put its sampling grid off by a few pixels, so it uses "
+                             "transposes only.")
+
+
+def check_ensemble(passes) -> int:
+    """The number of self-ensemble passes: one of 1, 2, 4, 8."""
+    if isinstance(passes, bool) or not isinstance(passes, Integral) or passes not in ENSEMBLE_PASSES:
+        allowed = ", ".join(str(p) for p in ENSEMBLE_PASSES)
+        raise UnfoldLDMError(f"ensemble must be one of {allowed} (orientations averaged; 1 = off), got {passes!r}.")
+    return int(passes)
+
+
+def ensemble_from_widget(value) -> int:
+    """A front end's ensemble value (the number, its text from a dropdown, or None for "not set": 1)
+    as the number of passes, refused by :func:`check_ensemble` otherwise."""
+    if value is None:
+        return 1
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    return check_ensemble(value)
 
 
 # ----- memory ------------------------------------------------------------------------------------

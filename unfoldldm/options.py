@@ -17,6 +17,7 @@ MAX_SEED = 2**32 - 1  # the ComfyUI nodes' seed range
 MAX_PRIOR_STRENGTH = 2.0
 MAX_PRIOR_STEPS = 1000
 MAX_NODE_PRIOR_STEPS = 50  # the sliders of the nodes and the app
+ENSEMBLE_PASSES = (1, 2, 4, 8)  # orientations a self-ensemble may average (1 = off)
 MAX_STAGES = 8  # the most stages a model may have (its config is refused above this)
 # What the nodes show for prior steps before a model is connected (a node's inputs are declared
 # without one): the shipped models' own ``describe().defaults.prior_steps``; a test checks they agree.

@@ -28,7 +28,8 @@ NODES = {
     "UnfoldLDMDegradationEstimate": (["model", "tile_size", "overlap"], ["UNFOLDLDM_STATE", "IMAGE", "MASK"]),
     "UnfoldLDMDiffusionPrior": (["state", "steps", "seed", "strength"], ["UNFOLDLDM_STATE"]),
     "UnfoldLDMRefine": (["state", "tile_size", "overlap"], ["IMAGE", "UNFOLDLDM_STATE"]),
-    "UnfoldLDMRestore": (["model", "image", "stages", "prior_steps", "seed", "prior_strength", "tile_size", "overlap"],
+    "UnfoldLDMRestore": (["model", "image", "stages", "prior_steps", "seed", "prior_strength", "tile_size", "overlap",
+                          "ensemble"],
                          ["IMAGE", "IMAGE", "MASK"]),
 }
 
@@ -105,6 +106,26 @@ def test_per_stage_chain_equals_the_restore_node(comfy, pack):
     chain_out = saved(comfy, comfy.run(chain), "12")
     simple_out = saved(comfy, comfy.run(simple), "4")
     assert np.array_equal(chain_out, simple_out)
+
+
+def test_ensemble_input_is_optional_and_averages_orientations(comfy, pack):
+    from comfy_harness import ComfyPromptError
+
+    prompt = api_workflow("unfoldldm_simple_restore", image=pack["noisy"], **pack)
+    assert prompt["3"]["inputs"]["ensemble"] == "1"
+    old = copy.deepcopy(prompt)
+    del old["3"]["inputs"]["ensemble"]  # a workflow saved before the input existed
+    eight = copy.deepcopy(prompt)
+    eight["3"]["inputs"]["ensemble"] = "8"
+    plain, old_out, eight_out = (saved(comfy, comfy.run(p), "4") for p in (prompt, old, eight))
+    assert np.array_equal(plain, old_out)
+    assert not np.array_equal(plain, eight_out)
+    assert psnr(eight_out, pack["clean"]) > psnr(pack["noisy_pixels"], pack["clean"]) + 1.0
+    bad = copy.deepcopy(prompt)
+    bad["3"]["inputs"]["ensemble"] = "3"
+    with pytest.raises(ComfyPromptError) as err:
+        comfy.queue(bad)
+    assert "ensemble" in json.dumps(err.value.body)
 
 
 def test_restore_then_upscale_gives_four_times_the_size(comfy, pack):

@@ -10,7 +10,7 @@ import shlex
 import sys
 
 from ..argtypes import positive_int
-from ..options import DEFAULT_OVERLAP, DEFAULT_TILE
+from ..options import DEFAULT_OVERLAP, DEFAULT_TILE, ENSEMBLE_PASSES
 
 DESCRIPTION = """Evaluate UnfoldLDM checkpoints on standard test sets with the protocol of docs/evaluation.md:
 seeded degradations, PSNR/SSIM (RGB for denoise/deblur/jpeg, Y with a 4-px border crop for sr4x),
@@ -60,6 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the diffusion prior")
     parser.add_argument("--prior-steps", type=positive_int, default=None,
                         help="reverse diffusion steps (default: the model's)")
+    parser.add_argument("--ensemble", type=int, choices=ENSEMBLE_PASSES, default=1,
+                        help="also score --model with this many orientations averaged (a row beside its own)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no tables on stdout")
 
 

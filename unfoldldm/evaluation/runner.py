@@ -7,7 +7,7 @@ import datetime
 import platform
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -194,6 +194,12 @@ def evaluate(args: argparse.Namespace, command: str) -> EvalReport:
             methods = [bl.baseline(k, setting) for k in keys if k == "input" or setting.key != "sigma0"]
             methods += [bl.model_method(m, label, short, i, options, up)
                         for i, (label, short, m, up) in enumerate(models)]
+            if args.ensemble > 1:  # ours again with the self-ensemble, just before ours (the last row)
+                label, short, m, up = models[-1]
+                n = args.ensemble
+                methods.insert(len(methods) - 1, bl.model_method(
+                    m, label.replace(" (ours)", "") + f" ×{n} self-ensemble", f"{short.replace(' (ours)', '')} ×{n}",
+                    len(models), replace(options, ensemble=n), up))
             if not tables:
                 _warm_up(methods, setting)
             tables.append(report.Table(dataset, setting.title, setting.key, [m.name for m in methods], models[-1][0]))

@@ -34,6 +34,7 @@ from ..errors import InputImageError, RestorationInterrupted, UnfoldLDMError
 from ..imageio import check_image_file, read_image_size
 from ..options import (
     DEFAULT_TILE,
+    ENSEMBLE_PASSES,
     MAX_NODE_PRIOR_STEPS,
     MAX_PIXELS,
     MAX_PRIOR_STRENGTH,
@@ -230,11 +231,11 @@ def build_restore_ui(
     eid = lambda name: f"{elem_prefix}_{name}"  # noqa: E731
     c: dict[str, Any] = {}
 
-    def options(stages, prior_steps, seed, tile, strength) -> UIOptions:
+    def options(stages, prior_steps, seed, tile, strength, ensemble) -> UIOptions:
         return UIOptions(stages=int(stages or 0) or None, prior_steps=int(prior_steps or 0) or None,
                          seed=int(seed or 0), tile=int(tile or 0) or None, overlap=base.overlap,
-                         prior_strength=float(strength), max_pixels=base.max_pixels,
-                         max_upload_bytes=base.max_upload_bytes)
+                         prior_strength=float(strength), ensemble=ensemble if ensemble is not None else 1,
+                         max_pixels=base.max_pixels, max_upload_bytes=base.max_upload_bytes)
 
     def get_model(name, device, dtype):
         return load(name, device, dtype) if device_choice else load(name)
@@ -283,6 +284,9 @@ def build_restore_ui(
                                       label="Tile size in px (0 = whole image)", elem_id=eid("tile"))
                 c["strength"] = gr.Slider(0.0, MAX_PRIOR_STRENGTH, value=base.prior_strength, step=0.05,
                                           label="Prior strength (0 = off)", elem_id=eid("strength"))
+                c["ensemble"] = gr.Dropdown(choices=[str(n) for n in ENSEMBLE_PASSES], value="1",
+                                            label="Ensemble: orientations averaged (a little cleaner, that many "
+                                                  "times slower; 1 = off)", elem_id=eid("ensemble"))
         with gr.Column():
             c["output"] = compat.component(gr.Image, type="pil", label="Restored", interactive=False,
                                            show_download_button=True, format="png", elem_id=eid("output"))
@@ -302,11 +306,11 @@ def build_restore_ui(
     c["pair"] = gr.State(None)
 
     # ---- handlers ------------------------------------------------------------------------
-    def run_image(image, file, model_name, stages, prior_steps, seed, tile, strength, amount,
+    def run_image(image, file, model_name, stages, prior_steps, seed, tile, strength, ensemble, amount,
                   device="auto", dtype="auto", progress=gr.Progress()):
         try:
             start = time.perf_counter()
-            opts = options(stages, prior_steps, seed, tile, strength)
+            opts = options(stages, prior_steps, seed, tile, strength, ensemble)
             path = compat.file_path(file)
             if path is None and image is None:
                 raise UnfoldLDMError("No input image: upload or paste an image first.")
@@ -338,10 +342,10 @@ def build_restore_ui(
         except (RestorationInterrupted, UnfoldLDMError, Exception) as exc:  # noqa: BLE001
             raise _as_gradio_error(exc) from None
 
-    def run_batch(in_dir, out_dir, overwrite, model_name, stages, prior_steps, seed, tile, strength,
+    def run_batch(in_dir, out_dir, overwrite, model_name, stages, prior_steps, seed, tile, strength, ensemble,
                   device="auto", dtype="auto", progress=gr.Progress()):
         try:
-            opts = options(stages, prior_steps, seed, tile, strength)
+            opts = options(stages, prior_steps, seed, tile, strength, ensemble)
             model = get_model(model_name, device, dtype)
             tick = lambda done, total, name: _report(progress, done / max(total, 1), name or "done")  # noqa: E731
             return restore_folder(model, in_dir, out_dir, opts, tick, overwrite=bool(overwrite),
@@ -362,7 +366,7 @@ def build_restore_ui(
         return gr.update(choices=names, value=keep)
 
     # ---- wiring --------------------------------------------------------------------------
-    settings = [c["model"], c["stages"], c["prior_steps"], c["seed"], c["tile"], c["strength"]]
+    settings = [c["model"], c["stages"], c["prior_steps"], c["seed"], c["tile"], c["strength"], c["ensemble"]]
     queue = dict(concurrency_id=f"{elem_prefix}_device", concurrency_limit=1)
     compat.listen(c["run"].click, wrap(run_image),
                   inputs=[c["input"], c["input_file"], *settings, c["compare_amount"], c["device"], c["dtype"]],

@@ -18,6 +18,7 @@ from PIL import Image
 
 from ..errors import CheckpointError, InputImageError, UnfoldLDMError
 from ..imageio import Picture, load_image, picture_from_pil, picture_to_pil
+from ..limits import ensemble_from_widget
 from ..options import DEFAULT_OVERLAP, DEFAULT_TILE, MAX_PIXELS
 
 
@@ -31,6 +32,7 @@ class UIOptions:
     tile: int | None = DEFAULT_TILE  # None or 0: the whole image at once
     overlap: int = DEFAULT_OVERLAP
     prior_strength: float = 1.0
+    ensemble: int = 1  # orientations averaged (1, 2, 4 or 8)
     max_pixels: int = MAX_PIXELS
     max_upload_bytes: int | None = None  # files larger than this are refused (None: no limit)
 
@@ -45,6 +47,7 @@ class UIOptions:
             seed=_whole(self.seed, "seed"),
             prior_strength=_number(self.prior_strength, "prior strength"),
             max_pixels=_whole(self.max_pixels, "max pixels"),
+            ensemble=ensemble_from_widget(self.ensemble),
         )
 
 
