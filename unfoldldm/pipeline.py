@@ -249,7 +249,9 @@ def restore(
             noise_map = noise_map[..., : state.out_size[0] // scale, : state.out_size[1] // scale]
             parts[2] = turn_back(noise_map.float(), code)[..., :h, :w]
         total = parts if total[0] is None else [None if t is None else t + p for t, p in zip(total, parts)]
-    out, kernel, noise_map = (None if t is None else (t / len(codes)).contiguous() for t in total)
+    if len(codes) > 1:
+        total = [None if t is None else t / len(codes) for t in total]
+    out, kernel, noise_map = (None if t is None else t.contiguous() for t in total)
     out = merge_channels(out, alpha, image.shape[1], model.scale)
     return RestoreResult(
         image=out.to(device),

@@ -234,7 +234,7 @@ def build_restore_ui(
     def options(stages, prior_steps, seed, tile, strength, ensemble) -> UIOptions:
         return UIOptions(stages=int(stages or 0) or None, prior_steps=int(prior_steps or 0) or None,
                          seed=int(seed or 0), tile=int(tile or 0) or None, overlap=base.overlap,
-                         prior_strength=float(strength), ensemble=ensemble if ensemble is not None else 1,
+                         prior_strength=float(strength), ensemble=ensemble,
                          max_pixels=base.max_pixels, max_upload_bytes=base.max_upload_bytes)
 
     def get_model(name, device, dtype):

@@ -32,7 +32,7 @@ class UIOptions:
     tile: int | None = DEFAULT_TILE  # None or 0: the whole image at once
     overlap: int = DEFAULT_OVERLAP
     prior_strength: float = 1.0
-    ensemble: int = 1  # orientations averaged (1, 2, 4 or 8)
+    ensemble: int | str | None = 1  # orientations averaged (1, 2, 4 or 8; a dropdown gives its text)
     max_pixels: int = MAX_PIXELS
     max_upload_bytes: int | None = None  # files larger than this are refused (None: no limit)
 
