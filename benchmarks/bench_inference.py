@@ -5,6 +5,7 @@ Run from the repository root:
     python benchmarks/bench_inference.py                          # idle: 256/512/1024 at 1 and 2 threads, op stats, 4096 tiled
     python benchmarks/bench_inference.py --load busy --no-big     # beside two busy processes it starts itself
     python benchmarks/bench_inference.py --load idle,busy,torch --out benchmarks/RESULTS_inference.md
+    python benchmarks/bench_inference.py --model runs/r/model.safetensors --sizes 512 --no-big   # another checkpoint
 
 Both networks run in this one process, alternating (ours, FFDNet, ours, ...) with the same thread
 setting, and the median of ``--repeats`` runs after a warm-up is reported. "whole map" is ours with
@@ -65,10 +66,11 @@ SIGMA = 25 / 255
 TARGET_IDLE, TARGET_BUSY, TARGET_SCALING, TARGET_OPS, TARGET_BIG_GIB = 0.6, 1.0, 4.0, 5.0, 3.0
 
 
-def load_ours():
+def load_ours(model: str | None = None):
+    """``model`` (a name or path; default: the bundled restoration weights) on the CPU in fp32."""
     from unfoldldm.api import load_model
 
-    return load_model(None, task="restore", device="cpu", dtype="fp32").eval()
+    return load_model(model, task="restore", device="cpu", dtype="fp32").eval()
 
 
 def load_ffdnet() -> torch.nn.Module | None:
@@ -167,9 +169,11 @@ def run_load(kind: str, model, net, sizes: list[int], threads: list[int], repeat
     return {"load": kind, "auto_threads": auto, "rows": rows}
 
 
-def run_big(threads: int, keep_memory: bool) -> dict:
+def run_big(threads: int, keep_memory: bool, model_name: str | None) -> dict:
     """4096x4096 tiled in a fresh process: time and peak RSS."""
     cmd = [sys.executable, str(Path(__file__).resolve()), "--case-big", "--threads", str(threads)]
+    if model_name:
+        cmd += ["--model", model_name]
     if not keep_memory:
         cmd.append("--no-keep-memory")
     if "--spin" in sys.argv:
@@ -181,11 +185,11 @@ def run_big(threads: int, keep_memory: bool) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def case_big(threads: int) -> dict:
+def case_big(threads: int, model_name: str | None) -> dict:
     from unfoldldm.pipeline import RestoreOptions, restore
 
     torch.set_num_threads(threads)
-    model = load_ours()
+    model = load_ours(model_name)
     image = torch.rand(1, 3, BIG_SIZE, BIG_SIZE)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     start = time.perf_counter()
@@ -270,11 +274,11 @@ def summary(runs: list[dict], stats: dict, big: dict | None, max_threads: int) -
 
 
 def to_markdown(info: dict, runs: list[dict], stats: dict, big: dict | None, args: argparse.Namespace) -> str:
-    out = ["# CPU inference: `restore_small` against FFDNet", "",
+    out = [f"# CPU inference: `{args.model or 'restore_small'}` against FFDNet", "",
            f"- date: {info['date']}; cpu: {info['cpu']} (nproc {info['nproc']}); torch {info['torch']}, "
            f"python {info['python']}; load average at the end {info['loadavg']}",
            f"- median of {args.repeats} alternating runs after a warm-up, both networks in one process; ours "
-           "untiled fp32 with the bundled weights, FFDNet colour told σ=25/255; "
+           f"untiled fp32 with {args.model or 'the bundled weights'}, FFDNet colour told σ=25/255; "
            f"freed memory kept: {not args.no_keep_memory}; GOMP_SPINCOUNT={os.environ.get('GOMP_SPINCOUNT', 'default')}",
            "- GFLOP/s = FLOPs (FlopCounterMode) / median time; limit = a 96-channel 3x3 conv at 256x256 "
            "with the same threads"]
@@ -308,6 +312,7 @@ def to_markdown(info: dict, runs: list[dict], stats: dict, big: dict | None, arg
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--sizes", default="256,512,1024", help="comma-separated square image sizes")
+    p.add_argument("--model", help="restoration checkpoint to time (default: the bundled restore_small)")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts (the CLI's auto choice is added)")
     p.add_argument("--load", default="idle", help=f"comma-separated loads: {', '.join(LOADS)}")
     p.add_argument("--load-seconds", type=float, default=900, help="the competing load stops after this long at most")
@@ -326,10 +331,10 @@ def main(argv: list[str] | None = None) -> int:
 
         keep_freed_memory()
     if args.case_big:
-        print(json.dumps(case_big(args.threads[0])))
+        print(json.dumps(case_big(args.threads[0], args.model)))
         return 0
     if args.big_only:
-        big = run_big(max(args.threads), not args.no_keep_memory)
+        big = run_big(max(args.threads), not args.no_keep_memory, args.model)
         print(json.dumps(big))
         return 0 if "error" not in big else 1
     loads = [s.strip() for s in args.load.split(",") if s.strip()]
@@ -337,11 +342,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown load {unknown[0]!r}; choose from {', '.join(LOADS)}")
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    model, net = load_ours(), load_ffdnet()
+    model, net = load_ours(args.model), load_ffdnet()
     print("  operation counts and FLOPs ...", file=sys.stderr, flush=True)
     stats = op_statistics(model, net, sizes)
     runs = [run_load(kind, model, net, sizes, args.threads, args.repeats, args.load_seconds) for kind in loads]
-    big = None if args.no_big or "idle" not in loads else run_big(max(args.threads), not args.no_keep_memory)
+    big = None if args.no_big or "idle" not in loads else run_big(max(args.threads), not args.no_keep_memory, args.model)
     info = machine_info()
     report = to_markdown(info, runs, stats, big, args)
     print(report)

@@ -151,6 +151,19 @@ def test_stage_cutoff_returns_the_intermediate_image():
     assert not torch.equal(first.images[0], full.images[-1])
 
 
+def test_first_stages_is_the_model_stopped_early():
+    from unfoldldm.archs import first_stages
+
+    model = perturb(build_model(preset("nano", stages=3)), noise=0.02)
+    y = torch.rand(1, 3, 32, 32)
+    cut = first_stages(model, 2)
+    assert cut.config.stages == 2 and cut.gradient_step.step_size.shape == (2,)
+    with torch.inference_mode():
+        assert torch.equal(cut(y, seed=5).images[-1], model(y, stages=2, seed=5).images[-1])
+    with pytest.raises(ValueError, match="from 1 to the model's 3"):
+        first_stages(model, 4)
+
+
 def test_config_validation_and_json_round_trip():
     cfg = preset("small", task="sr4x")
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg

@@ -236,3 +236,26 @@ def test_time_budget_schedule_leaves_set_up_time_out(tmp_path, few_images, nano_
     assert trainer._progress() == pytest.approx(1.0)  # the run still ends at the budget
     trainer.setup_s = 70.0
     assert trainer._progress() == 1.0
+
+
+def test_init_from_a_model_with_more_stages_continues_its_first_stages(tmp_path, few_images, nano_config):
+    """A 3-stage checkpoint can start a 2-stage run (the bundled weights continued as a faster network);
+    any other difference of the model config is refused."""
+    from model_helpers import perturb
+
+    from unfoldldm.archs import build_model
+    from unfoldldm.checkpoint import save_checkpoint
+
+    cfg = nano_config(2)
+    three = perturb(build_model(cfg.model.replace(stages=3)), seed=3)
+    path = save_checkpoint(tmp_path / "three.safetensors", three, provenance={"steps": 7})
+    trainer = start_run(cfg, _options(tmp_path / "cut", few_images, steps=2, init=str(path)))
+    assert trainer.model.config.stages == cfg.model.stages == 2
+    kept = three.state_dict()["gradient_step.step_size"][:2]
+    assert torch.equal(trainer.model.state_dict()["gradient_step.step_size"].cpu(), kept)
+    exported = read_checkpoint_info(trainer.run())
+    assert exported.provenance["init_provenance"] == {"steps": 7}
+    assert "first 2 of 3 stages" in (tmp_path / "cut" / "log.txt").read_text()
+    wider = save_checkpoint(tmp_path / "wider.safetensors", build_model(cfg.model.replace(width=24)))
+    with pytest.raises(UnfoldLDMError, match="only the number of stages may be smaller"):
+        start_run(cfg, _options(tmp_path / "wider", few_images, init=str(wider)))

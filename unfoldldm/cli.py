@@ -1,4 +1,4 @@
-"""Command line: ``python -m unfoldldm restore|info``."""
+"""Command line: ``python -m unfoldldm restore|info|train|eval|app|blend``."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ SUBCOMMANDS = [
     ("train", ".training.cli", "train a model (two phases; CPU, GPU or torchrun multi-GPU)"),
     ("eval", ".evaluation.cli", "evaluate models on standard test sets against baselines"),
     ("app", ".ui.cli", "start the standalone Gradio app"),
+    ("blend", ".training.blend", "write the weighted average of two checkpoints (one continued from the other)"),
 ]
 
 

@@ -20,7 +20,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from .. import __version__
-from ..archs import UnfoldLDM, build_model
+from ..archs import UnfoldLDM, build_model, first_stages
 from ..checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
 from ..degradations import degrade
 from ..errors import UnfoldLDMError
@@ -310,10 +310,13 @@ class Trainer:
             self.init_provenance = read_checkpoint_info(self.opts.init).provenance
         if self.opts.init and not resume:
             info = read_checkpoint_info(self.opts.init)
-            if info.config != self.cfg.model:
+            fewer_stages = (info.config.stages > self.cfg.model.stages
+                            and info.config.replace(stages=self.cfg.model.stages) == self.cfg.model)
+            if info.config != self.cfg.model and not fewer_stages:
                 raise UnfoldLDMError(
                     f"--init {info.path.name} has config '{info.config.name}'/{info.config.task}, which differs "
-                    f"from the training config's model '{self.cfg.model.name}'/{self.cfg.model.task}."
+                    f"from the training config's model '{self.cfg.model.name}'/{self.cfg.model.task} (only the "
+                    "number of stages may be smaller in the training config)."
                 )
             if self.opts.phases == "2" and not phase1_steps(info.provenance):
                 raise UnfoldLDMError(
@@ -321,6 +324,9 @@ class Trainer:
                     "teacher prior to distil. Run phase 1 first (--phases 1 or both)."
                 )
             self.init_provenance = info.provenance
+            if fewer_stages:  # continue its first stages as a shorter network
+                self._note(f"--init {info.path.name}: its first {self.cfg.model.stages} of {info.config.stages} stages")
+                return first_stages(load_checkpoint(info.path), self.cfg.model.stages).train()
             return load_checkpoint(info.path).train()
         if self.opts.phases == "2" and not resume:
             raise UnfoldLDMError(
