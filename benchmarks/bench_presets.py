@@ -27,7 +27,7 @@ import torch  # noqa: E402
 CANDIDATES: dict[str, dict] = {
     "blocks 1-1-1": {"blocks": (1, 1, 1)},
     "ffn x1.5": {"ffn_expansion": 1.5},
-    "blocks 1-1-1, ffn x1.5": {"blocks": (1, 1, 1), "ffn_expansion": 1.5},
+    "blocks 1-1-1 + ffn x1.5": {"blocks": (1, 1, 1), "ffn_expansion": 1.5},
     "width 24": {"width": 24},
     "2 stages": {"stages": 2},
 }
