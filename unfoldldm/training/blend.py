@@ -3,7 +3,8 @@
 A model continued from a base checkpoint often trades one setting for another (the x4 model's CPU
 continuations gained on bicubic-downsampled input and lost on blind input). Both sit in one basin of
 the loss, so the straight line between their weights is a family of working models; a point on it
-can beat the base on every setting where neither end does. The blend is chosen like any training
+may beat the base on every setting where neither end does (for the x4 model's continuations it did
+not: the blind setting fell nearly linearly along the line, benchmarks/RESULTS.md). The blend is chosen like any training
 recipe: on the validation split of the training images, never on the evaluation sets.
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import read_checkpoint_info, save_checkpoint
+from ..checkpoint import load_checkpoint, read_checkpoint_info, save_checkpoint
 from ..errors import UnfoldLDMError
 
 
@@ -33,8 +34,6 @@ def blend_checkpoints(base: str | Path, tuned: str | Path, weight: float, out: s
     The provenance is ``tuned``'s training history (so the chain of ``init_provenance`` records stays
     whole) plus a ``blend`` record naming ``base`` by file name and SHA-256 and the weight.
     """
-    from ..checkpoint import load_checkpoint
-
     if not 0.0 <= weight <= 1.0:
         raise UnfoldLDMError(f"--weight {weight}: the share of the tuned weights must be between 0 and 1.")
     base, tuned, out = Path(base), Path(tuned), Path(out)
