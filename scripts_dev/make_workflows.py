@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from unfoldldm.api import default_weights_path  # noqa: E402
+from unfoldldm.checkpoint import read_checkpoint_info  # noqa: E402
 from unfoldldm.options import DEFAULT_OVERLAP, DEFAULT_PRIOR_STEPS, DEFAULT_TILE  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "workflows"
@@ -142,7 +144,10 @@ def simple_restore() -> Graph:
     return g
 
 
-def per_stage_chain(stages: int = 3) -> Graph:
+def per_stage_chain(stages: int | None = None) -> Graph:
+    """One MGDA -> DR-LDM -> OCFormer row per stage; as many rows as the bundled model has stages."""
+    if stages is None:
+        stages = read_checkpoint_info(default_weights_path("restore")).config.stages
     g = Graph()
     image = g.add("LoadImage", ["example.png", "image"], (0, 0))
     model = g.add("UnfoldLDMModelLoader", [RESTORE_MODEL], (0, 360))
