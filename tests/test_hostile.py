@@ -249,8 +249,10 @@ def test_upload_cache_is_pruned(tmp_path):
         path.write_bytes(b"x" * 1000)
         age = 600 * (10 - i) + 30  # 100 min ... 10 min old
         os.utime(path, (now - age, now - age))
-    prune_cache(cache, max_bytes=10**9, max_age_s=3600)  # the ones over an hour old go
-    assert len(list(cache.rglob("*.png"))) == 5 and len(list(cache.iterdir())) == 5
+    (cache / "made_by_gradio").mkdir()  # an empty folder of Gradio's own: it must stay (its server needs it)
+    prune_cache(cache, max_bytes=10**9, max_age_s=3600)  # the ones over an hour old go, with their folders
+    assert len(list(cache.rglob("*.png"))) == 5 and len(list(cache.iterdir())) == 6
+    assert (cache / "made_by_gradio").is_dir()
     prune_cache(cache, max_bytes=2500, max_age_s=3600)  # then the oldest, down to the size bound
     assert sorted(p.parent.name for p in cache.rglob("*.png")) == ["h8", "h9"]
 

@@ -150,7 +150,8 @@ class HostGuard:
 
 def prune_cache(folder: str | Path, max_bytes: int, max_age_s: float = CACHE_MAX_AGE_S) -> int:
     """Remove files older than ``max_age_s`` from Gradio's upload cache, then the oldest until it
-    holds at most ``max_bytes``; returns how many files were removed. Empty folders go too."""
+    holds at most ``max_bytes``; returns how many files were removed. A folder this emptied goes too;
+    folders that were empty already are Gradio's own (it makes some at start) and stay."""
     folder = Path(folder)
     if not folder.is_dir():
         return 0
@@ -164,6 +165,7 @@ def prune_cache(folder: str | Path, max_bytes: int, max_age_s: float = CACHE_MAX
             continue
     files.sort()
     now, total, removed = time.time(), sum(size for _, size, _ in files), 0
+    emptied: set[Path] = set()
     for mtime, size, path in files:
         if now - mtime <= max_age_s and total <= max_bytes:
             break
@@ -171,11 +173,12 @@ def prune_cache(folder: str | Path, max_bytes: int, max_age_s: float = CACHE_MAX
             path.unlink()
             total -= size
             removed += 1
+            emptied.update(p for p in path.parents if folder in p.parents)
         except OSError:
             pass
-    for sub in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+    for sub in sorted(emptied, key=lambda p: len(p.parts), reverse=True):
         try:
-            sub.rmdir()  # only if empty
+            sub.rmdir()  # only if empty now
         except OSError:
             pass
     return removed
