@@ -165,7 +165,7 @@ def prune_cache(folder: str | Path, max_bytes: int, max_age_s: float = CACHE_MAX
             continue
     files.sort()
     now, total, removed = time.time(), sum(size for _, size, _ in files), 0
-    emptied: set[Path] = set()
+    touched: set[Path] = set()  # folders under the cache that held a removed file
     for mtime, size, path in files:
         if now - mtime <= max_age_s and total <= max_bytes:
             break
@@ -173,10 +173,10 @@ def prune_cache(folder: str | Path, max_bytes: int, max_age_s: float = CACHE_MAX
             path.unlink()
             total -= size
             removed += 1
-            emptied.update(p for p in path.parents if folder in p.parents)
+            touched.update(p for p in path.parents if folder in p.parents)
         except OSError:
             pass
-    for sub in sorted(emptied, key=lambda p: len(p.parts), reverse=True):
+    for sub in sorted(touched, key=lambda p: len(p.parts), reverse=True):
         try:
             sub.rmdir()  # only if empty now
         except OSError:
