@@ -11,7 +11,8 @@ alternating, and the median of ``--repeats`` timed runs after a warm-up is repor
 network's peak allocated GPU memory. Ours is ``restore()`` with the bundled weights cast to the dtype,
 untiled at ``--sizes`` and tiled (``--tile``) at ``--big``; FFDNet (colour, told sigma = 25/255, under
 autocast to the dtype) runs every size whole, since it needs far less memory per pixel. The bf16
-rows also give the PSNR of ours against its own fp32 output on the same image.
+rows also give the PSNR of ours against its own fp32 output on the same image (both rounded to 8 bits,
+as the evaluation scores images).
 """
 
 from __future__ import annotations
@@ -19,19 +20,19 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_inference import alternate  # noqa: E402
 from unfoldldm.api import load_model  # noqa: E402
 from unfoldldm.evaluation.baselines import ffdnet_colour  # noqa: E402
 from unfoldldm.errors import UnfoldLDMError  # noqa: E402
+from unfoldldm.evaluation.metrics import psnr  # noqa: E402
 from unfoldldm.pipeline import RestoreOptions, restore  # noqa: E402
 
 SIGMA = 25 / 255
@@ -51,28 +52,7 @@ def peak_gib(device: torch.device, fn) -> float | None:
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats(device)
     fn()
-    sync(device)
     return torch.cuda.max_memory_allocated(device) / 2**30
-
-
-def alternate(fns: dict, device: torch.device, repeats: int) -> dict[str, float]:
-    """Median seconds of each function, called in turn ``repeats`` times after one warm-up each."""
-    for fn in fns.values():
-        fn()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            sync(device)
-            start = time.perf_counter()
-            fn()
-            sync(device)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = (a.float() - b.float()).pow(2).mean().item()
-    return math.inf if mse == 0 else 10 * math.log10(1 / mse)
 
 
 def measure(device: torch.device, dtype_name: str, size: int, tile: int | None, repeats: int, net) -> dict:
@@ -82,22 +62,30 @@ def measure(device: torch.device, dtype_name: str, size: int, tile: int | None, 
     gen = torch.Generator().manual_seed(size)
     image = torch.rand(1, 3, size, size, generator=gen).to(device)
     options = RestoreOptions(tile=tile, overlap=32) if tile else RestoreOptions()
-    fns = {"ours": lambda: restore(model, image, options).image}
+
+    def ours_once():
+        out = restore(model, image, options).image
+        sync(device)  # each call waits for its GPU work, so wall-clock times are the GPU's
+        return out
+
+    fns = {"ours": ours_once}
     if net is not None:
         ff, sigma = net.to(device), torch.full((1,), SIGMA, device=device)
 
         def ffdnet_once():  # its forward builds fp32 tensors of its own, so low precision goes through autocast
             with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
-                return ff(image, sigma)
+                out = ff(image, sigma)
+            sync(device)
+            return out
 
         fns["ffdnet"] = ffdnet_once
     row = {"dtype": dtype_name, "size": size, "tile": tile}
-    row.update({f"{name}_s": t for name, t in alternate(fns, device, repeats).items()})
+    row.update({f"{name}_s": t for name, t in alternate(fns, repeats).items()})
     row.update({f"{name}_peak_gib": peak_gib(device, fn) for name, fn in fns.items()})
     if dtype_name != "fp32":
         low = fns["ours"]()
         ref = restore(load_model(None, task="restore", device=device, dtype="fp32").eval(), image, options).image
-        row["psnr_vs_fp32"] = psnr(low, ref)
+        row["psnr_vs_fp32"] = psnr(low.float(), ref).item()
     return row
 
 
@@ -142,7 +130,11 @@ def main() -> None:
     except UnfoldLDMError as exc:
         print(f"FFDNet skipped: {exc}", file=sys.stderr)
         net = None
-    jobs = [(size, None) for size in map(int, args.sizes.split(","))] + ([(args.big, args.tile)] if args.big else [])
+    try:
+        sizes = [int(s) for s in args.sizes.split(",")]
+    except ValueError:
+        sys.exit(f"--sizes takes a comma list of whole numbers, e.g. 1024 or 512,1024; got {args.sizes!r}.")
+    jobs = [(size, None) for size in sizes] + ([(args.big, args.tile)] if args.big else [])
     rows = []
     for dtype_name in dtypes:
         for size, tile in jobs:
